@@ -1,0 +1,1 @@
+"""Model converters (installed as `edgefer.converters`): Keras -> TFLite / ONNX bundles."""

@@ -1,0 +1,32 @@
+"""The `edgefer` command. Subcommands import heavy libraries (TensorFlow, ONNX) only when run,
+so `edgefer --help` and the device commands work on the base install."""
+
+from __future__ import annotations
+
+import click
+
+from edgefer import __version__
+from edgefer.cli.calib_cmd import calib
+from edgefer.cli.data_cmd import data
+from edgefer.errors import EdgeferError
+
+
+class EdgeferGroup(click.Group):
+    """Turns EdgeferError into one line on stderr and its exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgeferError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=EdgeferGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgefer")
+def main():
+    """Facial-expression recognition from training to the edge device."""
+
+
+main.add_command(data)
+main.add_command(calib)

@@ -1,0 +1,40 @@
+"""Errors that the CLI turns into one line on stderr and exit code 2.
+
+Every message names *where* (file, row, path or field) and *what was expected*, so a user can
+fix the input without reading a traceback.
+"""
+
+
+class EdgeferError(Exception):
+    """A problem with the user's input or environment, not a bug in edgefer."""
+
+    exit_code = 2
+
+
+class DataError(EdgeferError):
+    """A data file, folder, row or image that is not what edgefer expects."""
+
+    def __init__(self, where: str, what: str):
+        super().__init__(f"{where}: {what}")
+        self.where = where
+        self.what = what
+
+
+class MissingExtraError(EdgeferError):
+    """An optional dependency is not installed."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency or say which extra installs it.
+
+    Why: `edgefer --help` and the device commands work on the base install; only the commands
+    that need TensorFlow/ONNX import them, and a missing one must read as an instruction.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"this command needs '{module}' ({exc}); install it with: pip install 'edgefer[{extra}]'"
+        ) from None

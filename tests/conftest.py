@@ -1,0 +1,70 @@
+"""Synthetic FER data: tests never need (or ship) FER2013."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefer.labels import FER7
+
+SHARED_FER2013 = Path(__file__).resolve().parents[1].parent / "shared/data/fer2013/fer2013.csv.gz"
+
+
+def synthetic_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n random 48x48 uint8 images with labels cycling 0..6."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), np.arange(n) % 7
+
+
+def csv_rows(images, labels, usages) -> list[str]:
+    return [f"{lab},{' '.join(map(str, img.ravel()))},{use}"
+            for img, lab, use in zip(images, labels, usages)]
+
+
+def write_csv(path: Path, rows: list[str], header="emotion,pixels,Usage", gz=False) -> Path:
+    text = "\n".join([header, *rows]) + "\n"
+    if gz:
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def fer_csv(tmp_path) -> Path:
+    """21 images: Training 14, PublicTest 7 (one of each class)... plus PrivateTest 7."""
+    images, labels = synthetic_faces(28)
+    usages = ["Training"] * 14 + ["PublicTest"] * 7 + ["PrivateTest"] * 7
+    return write_csv(tmp_path / "fer.csv", csv_rows(images, labels, usages))
+
+
+def write_folders(root: Path, splits=("train", "test"), per_class=3, named=True, size=64,
+                  color=True) -> Path:
+    """<root>/<split>/<class>/*.png|jpg, images larger than 48x48 and in colour."""
+    rng = np.random.default_rng(1)
+    for split in splits:
+        for cid, name in enumerate(FER7):
+            cdir = root / split / (name if named else str(cid))
+            cdir.mkdir(parents=True)
+            for i in range(per_class):
+                shape = (size, size, 3) if color else (size, size)
+                img = rng.integers(0, 256, shape, dtype=np.uint8)
+                cv2.imwrite(str(cdir / f"{i}.{'png' if i % 2 else 'jpg'}"), img)
+    return root
+
+
+@pytest.fixture
+def fer_folders(tmp_path) -> Path:
+    return write_folders(tmp_path / "folders")
+
+
+@pytest.fixture
+def real_fer2013() -> Path:
+    if not SHARED_FER2013.is_file():
+        pytest.skip(f"real FER2013 not present at {SHARED_FER2013} (it is never committed)")
+    return SHARED_FER2013
