@@ -8,6 +8,7 @@ import click
 from edgefer import __version__
 from edgefer.cli.calib_cmd import calib
 from edgefer.cli.data_cmd import data
+from edgefer.cli.train_cmd import evaluate, models, train
 from edgefer.errors import EdgeferError
 
 
@@ -30,3 +31,6 @@ def main():
 
 main.add_command(data)
 main.add_command(calib)
+main.add_command(models)
+main.add_command(train)
+main.add_command(evaluate)

@@ -28,13 +28,20 @@ def load_and_report(path: str, skip_bad: bool, ferplus: str | None = None) -> Fe
     return data
 
 
-def format_table(headers: list[str], rows: list[list], first_left: bool = True) -> str:
-    """Plain fixed-width table: first column left-aligned, the rest right-aligned."""
-    cells = [headers] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in r] for r in rows]
+def _numeric(cell: str) -> bool:
+    return cell.replace(",", "").replace(".", "").replace("%", "").lstrip("-+").rstrip("Mkx") \
+        .isdigit()
+
+
+def format_table(headers: list[str], rows: list[list]) -> str:
+    """Plain fixed-width table: numeric columns right-aligned, text columns left-aligned."""
+    body = [[f"{v:,}" if isinstance(v, int) else str(v) for v in r] for r in rows]
+    cells = [list(headers)] + body
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    right = [bool(body) and all(_numeric(r[i]) for r in body) for i in range(len(headers))]
 
     def line(r):
-        return "  ".join(c.ljust(w) if i == 0 and first_left else c.rjust(w)
+        return "  ".join(c.rjust(w) if right[i] else c.ljust(w)
                          for i, (c, w) in enumerate(zip(r, widths))).rstrip()
 
     return "\n".join(line(r) for r in cells)

@@ -1,0 +1,120 @@
+"""`edgefer train`, `edgefer evaluate`, `edgefer models`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgefer.cli.common import ferplus_option, format_table, load_and_report, skip_bad_option
+from edgefer.errors import EdgeferError
+
+
+@click.command()
+@click.option("--arch", help="seed-binary, seed-fcn7 or edge (see `edgefer models`).")
+@click.option("--data", "data_path", required=True, type=click.Path(), help="FER CSV or image folders.")
+@click.option("--out", type=click.Path(file_okay=False), help="New run directory.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue RUN_DIR from its last finished epoch (config from RUN_DIR).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML/JSON file of config fields; flags override it, it overrides arch defaults.")
+@click.option("--task", help="fer7, sad-vs-fear or a class list (default: the arch's).")
+@click.option("--labels", type=click.Choice(["fer", "ferplus"]), help="FER2013 labels or FER+ votes.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--learning-rate", type=float)
+@click.option("--dropout", type=float)
+@click.option("--patience", type=int, help="Early-stopping patience P (ReduceLROnPlateau at P/4); 0 = off.")
+@click.option("--balance", type=click.Choice(["none", "weights", "sampling"]),
+              help="Class-imbalance handling: class weights or balanced sampling.")
+@click.option("--val-fraction", type=float,
+              help="Pool all splits, hold out this stratified fraction (0.4 = paper 1's 60/40).")
+@click.option("--seed", type=int)
+@click.option("--distribute", type=click.Choice(["mirrored", "multiworker"]), help="tf.distribute strategy.")
+@click.option("--cpu-replicas", type=click.IntRange(1, 64), default=1,
+              help="Split the CPU into N logical devices (to try --distribute without GPUs).")
+@ferplus_option
+@skip_bad_option
+def train(arch, data_path, out, resume, config_file, distribute, cpu_replicas, ferplus, skip_bad,
+          **overrides):
+    """Train a model; checkpoints every epoch, so --resume continues a killed run."""
+    from edgefer.train.config import load_run_config, resolve
+    from edgefer.train.runner import train as run_training
+
+    if bool(out) == bool(resume):
+        raise EdgeferError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR")
+    if resume:
+        cfg = load_run_config(resume)
+    elif not arch:
+        raise EdgeferError("--arch: required for a new run (see `edgefer models`)")
+    else:
+        cfg = resolve(arch, config_file, **overrides)
+    metrics = run_training(cfg, data_path, resume or out, resume=bool(resume), ferplus=ferplus,
+                           distribute=distribute, cpu_replicas=cpu_replicas, skip_bad=skip_bad,
+                           log=lambda m: click.echo(m, err=True))
+    rows = [[metrics[r]["split"], f"{100 * metrics[r]['accuracy']:.2f}",
+             f"{100 * metrics[r]['macro_f1']:.2f}"] for r in ("val", "test") if r in metrics]
+    click.echo(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+               f"{metrics['train_seconds']:.0f} s training; wrote {resume or out}/")
+    click.echo(format_table(["split", "accuracy %", "macro F1 %"], rows))
+
+
+@click.command()
+@click.argument("model", type=click.Path())
+@click.option("--data", "data_path", required=True, type=click.Path())
+@click.option("--split", default="PrivateTest", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG here.")
+@ferplus_option
+@skip_bad_option
+def evaluate(model, data_path, split, as_json, plot, ferplus, skip_bad):
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of MODEL on a split."""
+    from edgefer.evaluate import evaluate_probs, load_keras, predict_keras
+    from edgefer.labels import parse_task
+    from edgefer.model_card import read_card
+    from edgefer.plots import confusion
+    from edgefer.preprocess import Preprocessing
+    from edgefer.train.data import _task_part
+
+    card = read_card(model)
+    task = parse_task(card["task"])
+    prep = Preprocessing.from_dict(card["preprocessing"])
+    ds = load_and_report(data_path, skip_bad, ferplus)
+    part = _task_part(ds.split(split), task, split)
+    report = evaluate_probs(predict_keras(load_keras(model), prep.apply(part.images)), part.labels,
+                            task.class_names)
+    report = {"model": str(model), "split": split, **report}
+    if plot:
+        confusion(report["confusion"], task.class_names, plot,
+                  f"{Path(model).name} on {split}: accuracy {100 * report['accuracy']:.2f}%")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{model} on {split} ({report['count']:,} images): accuracy "
+               f"{100 * report['accuracy']:.2f}%, macro F1 {100 * report['macro_f1']:.2f}%")
+    rows = [[name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
+             m["support"]] for name, m in report["per_class"].items()]
+    rows.append(["macro", f"{100 * report['macro_precision']:.1f}",
+                 f"{100 * report['macro_recall']:.1f}", f"{100 * report['macro_f1']:.1f}", report["count"]])
+    click.echo(format_table(["class", "precision %", "recall %", "F1 %", "support"], rows))
+    click.echo("\nconfusion (rows = true, columns = predicted)")
+    click.echo(format_table(["", *task.class_names],
+                            [[n, *r] for n, r in zip(task.class_names, report["confusion"])]))
+
+
+@click.command()
+def models():
+    """List the model zoo: parameters, MACs and input shape."""
+    from edgefer.models import ARCHS, count_macs
+    from edgefer.train.config import ARCH_DEFAULTS, resolve
+
+    rows = []
+    for name, arch in ARCHS.items():
+        cfg = resolve(name)
+        m = arch.build(2 if name == "seed-binary" else 7, cfg.preprocessing.input_shape,
+                       dropout=cfg.dropout)
+        rows.append([name, m.count_params(), f"{count_macs(m) / 1e6:.1f}M",
+                     "x".join(map(str, cfg.preprocessing.input_shape)), ARCH_DEFAULTS[name]["task"],
+                     arch.summary])
+    click.echo(format_table(["arch", "parameters", "MACs", "input", "task", "design"], rows))

@@ -1,0 +1,13 @@
+"""The one place edgefer imports TensorFlow and Keras: quietly, or with a pointer to the extra."""
+
+from __future__ import annotations
+
+import os
+
+from edgefer.errors import require
+
+# TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) buries edgefer's own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = require("tensorflow", "train")
+keras = require("keras", "train")
+tf.get_logger().setLevel("ERROR")

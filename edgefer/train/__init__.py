@@ -1,0 +1,1 @@
+"""Training: recipes (config), the tf.data pipeline, per-epoch checkpointing, the run itself."""

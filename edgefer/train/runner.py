@@ -1,0 +1,182 @@
+"""One training run: fresh or resumed, on one device or under a tf.distribute strategy."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.atomic import write_text
+from edgefer.data import load_fer
+from edgefer.errors import EdgeferError
+from edgefer.evaluate import evaluate_probs, load_keras, predict_keras
+from edgefer.labels import parse_task
+from edgefer.plots import confusion
+from edgefer.train.callbacks import EpochCheckpoint, ProgressBar, RestoreCallbackState, RunState
+from edgefer.train.config import TrainConfig
+from edgefer.train.data import Part, task_parts
+from edgefer.train.pipeline import class_balance, train_dataset
+
+
+def make_strategy(kind: str | None, cpu_replicas: int = 1):
+    """tf.distribute, not a home-made engine. `cpu_replicas` splits the CPU into logical devices
+    (must run before TensorFlow initialises its devices) so mirroring can be tried without GPUs."""
+    from edgefer.tf import tf
+
+    if cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+    if kind is None:
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise EdgeferError(f"--distribute {kind}: expected mirrored or multiworker")
+
+
+def targets_for(part: Part, k: int, binary: bool, cfg: TrainConfig) -> np.ndarray:
+    """Training targets: P(class 1) for a sigmoid model; one-hot or FER+ soft labels otherwise."""
+    if binary:
+        if cfg.labels == "ferplus":
+            return part.soft[:, 1:2].astype(np.float32)
+        return part.labels.astype(np.float32)[:, None]
+    if cfg.labels == "ferplus":
+        return part.soft.astype(np.float32)
+    return np.eye(k, dtype=np.float32)[part.labels]
+
+
+def compile_model(model, cfg: TrainConfig, binary: bool):
+    from edgefer.tf import keras
+
+    loss = (keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing) if binary else
+            keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
+                  metrics=["accuracy"])
+
+
+def _load_data(cfg: TrainConfig, data_path: str, ferplus: str | None, skip_bad: bool):
+    if cfg.labels == "ferplus":
+        ferplus = ferplus or str(Path(data_path).with_name("fer2013new.csv"))
+        if not Path(ferplus).is_file():
+            raise EdgeferError(f"{ferplus}: FER+ label file not found; pass --ferplus PATH")
+    return load_fer(data_path, skip_bad=skip_bad, ferplus=ferplus if cfg.labels == "ferplus" else None)
+
+
+def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = False,
+          ferplus: str | None = None, distribute: str | None = None, cpu_replicas: int = 1,
+          skip_bad: bool = False, log=print) -> dict:
+    run_dir = Path(run_dir)
+    state = RunState(run_dir)
+    if resume:
+        if not state.path.is_file():
+            raise EdgeferError(f"{run_dir}: no checkpoint/state.json; nothing to resume")
+        state.load()
+        if state["finished"]:
+            log(f"{run_dir}: already finished at epoch {state['epoch']}")
+            return json.loads((run_dir / "metrics.json").read_text())
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise EdgeferError(f"{run_dir}: already exists and is not empty; use --resume {run_dir} "
+                           "or another --out")
+    strategy = make_strategy(distribute, cpu_replicas)
+    from edgefer.models import get_arch
+    from edgefer.tf import keras
+
+    keras.utils.set_random_seed(cfg.seed + state["epoch"])
+    task = parse_task(cfg.task)
+    parts = task_parts(_load_data(cfg, data_path, ferplus, skip_bad), task, cfg)
+    prep = cfg.preprocessing
+    binary = cfg.arch == "seed-binary"
+    k = task.num_classes
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    with strategy.scope():
+        if resume:
+            model = keras.models.load_model(run_dir / "checkpoint" / state["checkpoint"], safe_mode=True)
+        else:
+            model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout)
+            compile_model(model, cfg, binary)
+    train_part, val_part = parts["train"], parts["val"]
+    balance = class_balance(train_part.labels, k)
+    weights = balance[train_part.labels] if cfg.balance == "weights" else None
+    sample_p = (weights_to_p(balance[train_part.labels]) if cfg.balance == "sampling" else None)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise EdgeferError(f"--batch-size {cfg.batch_size}: expected a multiple of the "
+                           f"{replicas} replicas")
+    ds, steps = train_dataset(train_part.images, targets_for(train_part, k, binary, cfg), cfg,
+                              state["epoch"], weights=weights, sample_p=sample_p,
+                              full_batches_only=replicas > 1)
+    from edgefer.tf import tf
+
+    # Per-epoch validation feeds replicas equal shares: at most replicas-1 samples are left out
+    # here; the final report scores all of them.
+    n_val = len(val_part) - len(val_part) % replicas
+    val_ds = tf.data.Dataset.from_tensor_slices(
+        (prep.apply(val_part.images[:n_val]), targets_for(val_part, k, binary, cfg)[:n_val])
+    ).batch(256 * replicas)
+
+    named = {}
+    if cfg.patience:
+        named["early_stopping"] = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        named["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.1, patience=max(1, cfg.patience // 4), min_lr=1e-6)
+    last_lr = state["history"][-1]["learning_rate"] if state["history"] else None
+    card = {"arch": cfg.arch, "task": task.name, "class_names": list(task.class_names),
+            "preprocessing": prep.to_dict(), "input_shape": list(prep.input_shape),
+            "labels": cfg.labels, "binary_sigmoid": binary}
+    callbacks = [*named.values(), RestoreCallbackState(named, state, last_lr),
+                 EpochCheckpoint(run_dir, state, named, card),
+                 ProgressBar(cfg.epochs, state["epoch"], steps)]
+    log(f"{cfg.arch} on {task.name}: train {len(train_part)} ({train_part.name}), "
+        f"val {len(val_part)} ({val_part.name}), epochs {state['epoch'] + 1}..{cfg.epochs}, "
+        f"{steps} batches/epoch, {model.count_params():,} parameters, "
+        f"{strategy.num_replicas_in_sync} replica(s)")
+    if state["epoch"] < cfg.epochs:
+        model.fit(ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=state["epoch"],
+                  validation_data=val_ds, verbose=0,
+                  callbacks=callbacks)
+    metrics = final_report(run_dir, parts, state, task)
+    state["finished"] = True
+    state.save()
+    return metrics
+
+
+def weights_to_p(item_weights: np.ndarray) -> np.ndarray:
+    return (item_weights / item_weights.sum()).astype(np.float64)
+
+
+def final_report(run_dir: Path, parts: dict[str, Part], state: RunState, task) -> dict:
+    """Score the best model on validation (and test, if the data has one): metrics.json, confusion.png."""
+    model = load_keras(run_dir / "model.keras")
+    from edgefer.model_card import read_card
+    from edgefer.preprocess import Preprocessing
+
+    prep = Preprocessing.from_dict(read_card(run_dir / "model.keras")["preprocessing"])
+    t0 = time.perf_counter()
+    results = {}
+    for role in ("val", "test"):
+        if role in parts:
+            p = parts[role]
+            results[role] = {"split": p.name, **evaluate_probs(
+                predict_keras(model, prep.apply(p.images)), p.labels, task.class_names)}
+    shown = results.get("test", results["val"])
+    confusion(shown["confusion"], task.class_names, run_dir / "confusion.png",
+              f"{run_dir.name}: {shown['split']} (row %), accuracy {100 * shown['accuracy']:.2f}%")
+    history = state["history"]
+    metrics = {
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "final_epoch_val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "train_seconds": round(state["train_seconds"], 1),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+        **results,
+    }
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,118 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgefer.cli import main
+from edgefer.train import callbacks
+
+RUN_FILES = {"model.keras", "model.meta.json", "history.csv", "curves.png", "metrics.json",
+             "confusion.png", "config.json", "checkpoint"}
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def test_two_epoch_train_writes_every_run_file(tiny_csv, tmp_path):
+    out = tmp_path / "run"
+    res = run("train", "--arch", "edge", "--data", tiny_csv, "--out", out, "--epochs", 2,
+              "--batch-size", 16, "--seed", 1)
+    assert res.exit_code == 0, res.output
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["test"]["split"] == "PrivateTest"
+    assert len(metrics["test"]["confusion"]) == 7
+    assert (out / "history.csv").read_text().count("\n") == 3
+    assert json.loads((out / "model.meta.json").read_text())["preprocessing"]["normalization"] \
+        == "minus_one_one"
+
+    ev = run("evaluate", out / "model.keras", "--data", tiny_csv, "--split", "PrivateTest",
+             "--json", "--plot", tmp_path / "cm.png")
+    assert ev.exit_code == 0, ev.output
+    report = json.loads(ev.output)
+    assert report["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    table = run("evaluate", out / "model.keras", "--data", tiny_csv, "--split", "PublicTest")
+    assert "macro" in table.output and "confusion (rows = true" in table.output
+
+    again = run("train", "--arch", "edge", "--data", tiny_csv, "--out", out)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    original = callbacks.EpochCheckpoint.on_epoch_end
+
+    def killed_after_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", killed_after_epoch_2)
+    res = run("train", "--arch", "seed-fcn7", "--data", tiny_csv, "--out", out, "--epochs", 3,
+              "--batch-size", 32, "--patience", 8)
+    assert res.exit_code != 0 and not (out / "metrics.json").exists()
+    state = json.loads((out / "checkpoint/state.json").read_text())
+    assert state["epoch"] == 2 and state["callbacks"]["early_stopping"]["wait"] is not None
+    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", original)
+
+    res = run("train", "--data", tiny_csv, "--resume", out)
+    assert res.exit_code == 0, res.output
+    assert "epochs 3..3" in res.output
+    history = (out / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
+    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == ["epoch-0003.keras", "state.json"]
+
+
+def test_bad_inputs_exit_2(tiny_csv, tmp_path):
+    assert "arch 'vgg'" in run("train", "--arch", "vgg", "--data", tiny_csv, "--out", tmp_path / "a").output
+    not_model = tmp_path / "m.keras"
+    not_model.write_text("hello")
+    (tmp_path / "m.meta.json").write_text(json.dumps({
+        "arch": "edge", "task": "fer7", "class_names": [],
+        "preprocessing": {"size": 48, "channels": 1, "normalization": "zero_one"}}))
+    res = run("evaluate", not_model, "--data", tiny_csv)
+    assert res.exit_code == 2 and "not a Keras model" in res.output
+    res = run("evaluate", tmp_path / "none.keras", "--data", tiny_csv)
+    assert res.exit_code == 2 and "no none.meta.json beside it" in res.output
+    res = run("train", "--arch", "edge", "--data", tiny_csv, "--out", tmp_path / "b",
+              "--task", "sad,fear", "--val-fraction", "0.3", "--epochs", "1")
+    assert res.exit_code == 0
+    res = run("train", "--arch", "seed-binary", "--data", tiny_csv, "--out", tmp_path / "c",
+              "--task", "fer7")
+    assert res.exit_code == 2 and "needs a 2-class task" in res.output
+
+
+def test_missing_class_for_task(tmp_path):
+    from tests.conftest import csv_rows, synthetic_faces, write_csv
+
+    images, labels = synthetic_faces(14)
+    labels[labels == 2] = 4  # no fear at all
+    path = write_csv(tmp_path / "nofear.csv", csv_rows(images, labels, ["Training"] * 14))
+    res = run("train", "--arch", "seed-binary", "--data", path, "--out", tmp_path / "r")
+    assert res.exit_code == 2 and "no images of fear; task sad-vs-fear needs" in res.output
+
+
+def test_input_shape_mismatch_is_an_error(tiny_csv, tmp_path):
+    from edgefer.errors import EdgeferError
+    from edgefer.evaluate import predict_keras
+    from edgefer.models import seed_fcn7
+    import numpy as np
+
+    with pytest.raises(EdgeferError, match=r"model input \(48, 48, 1\) does not match the data \(48, 48, 3\)"):
+        predict_keras(seed_fcn7(), np.zeros((2, 48, 48, 3), np.float32))
+
+
+def test_mirrored_on_two_logical_cpus(tiny_csv, tmp_path):
+    """Runs in a fresh process: logical CPU devices must be set before TensorFlow starts."""
+    out = tmp_path / "dist"
+    proc = subprocess.run([sys.executable, "-m", "edgefer", "train", "--arch", "edge", "--data",
+                           str(tiny_csv), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                           "--distribute", "mirrored", "--cpu-replicas", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 replica(s)" in proc.stderr
+    assert (out / "model.keras").is_file()

@@ -1,0 +1,30 @@
+import pytest
+
+from edgefer.errors import EdgeferError
+from edgefer.models import count_macs, edge, get_arch, seed_binary, seed_fcn7
+
+
+def test_paper_parameter_counts():
+    assert seed_binary().count_params() == 520_513
+    assert seed_fcn7().count_params() == 642_935
+
+
+def test_edge_is_small_static_and_uses_mappable_ops():
+    m = edge()
+    assert m.count_params() <= 1_500_000
+    assert m.input_shape == (None, 48, 48, 1)
+    allowed = {"InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Add",
+               "MaxPooling2D", "GlobalAveragePooling2D", "Dropout", "Dense"}
+    assert {type(layer).__name__ for layer in m.layers} <= allowed
+
+
+def test_macs_of_a_known_layer_stack():
+    # seed-binary: first conv 46*46*32*3*9 MACs, ..., dense 256*512 + 512*1
+    assert count_macs(seed_binary()) == 15_986_560
+
+
+def test_binary_arch_needs_two_classes_and_unknown_arch():
+    with pytest.raises(EdgeferError, match="needs a 2-class task"):
+        seed_binary(num_classes=7)
+    with pytest.raises(EdgeferError, match="arch 'resnet': expected one of seed-binary"):
+        get_arch("resnet")
