@@ -43,7 +43,7 @@ def confusion(cm, class_names, path: str | Path, title: str) -> None:
     cm = np.asarray(cm, np.float64)
     pct = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     k = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.1 * k + 2.5, 1.0 * k + 2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * k + 2.5), max(4.5, 1.0 * k + 2)))
     ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     for i in range(k):
         for j in range(k):
@@ -53,7 +53,7 @@ def confusion(cm, class_names, path: str | Path, title: str) -> None:
     ax.set_yticks(range(k), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

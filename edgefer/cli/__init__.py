@@ -8,7 +8,7 @@ import click
 from edgefer import __version__
 from edgefer.cli.calib_cmd import calib
 from edgefer.cli.data_cmd import data
-from edgefer.cli.train_cmd import evaluate, models, train
+from edgefer.cli.train_cmd import evaluate, models, sweep, train
 from edgefer.errors import EdgeferError
 
 
@@ -34,3 +34,4 @@ main.add_command(calib)
 main.add_command(models)
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(sweep)

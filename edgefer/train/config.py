@@ -36,6 +36,7 @@ class TrainConfig:
     balance: str = "none"  # none | weights (class weights) | sampling (balanced batches)
     label_smoothing: float = 0.0
     val_fraction: float = 0.0  # >0: pool every split and hold out this stratified fraction
+    train_fraction: float = 1.0  # <1: train on a seeded stratified share (a CPU budget)
     train_split: str = "auto"
     val_split: str = "auto"
     test_split: str = "auto"
@@ -52,6 +53,7 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "dropout": 0 <= self.dropout < 1,
             "val_fraction": 0 <= self.val_fraction < 1,
+            "train_fraction": 0 < self.train_fraction <= 1,
             "zoom_min": 0 < self.zoom_min <= self.zoom_max,
             "patience": self.patience >= 0,
         }

@@ -50,17 +50,26 @@ def _role(data: FerData, role: str, asked: str) -> str | None:
 
 
 def task_parts(data: FerData, task: Task, cfg) -> dict[str, Part]:
+    parts = _split_parts(data, task, cfg)
+    if cfg.train_fraction < 1:
+        train = parts["train"]
+        keep = stratified_holdout(train.labels, cfg.train_fraction, cfg.seed)
+        parts["train"] = Part(train.name, train.images[keep], train.labels[keep],
+                              None if train.soft is None else train.soft[keep])
+    return parts
+
+
+def _split_parts(data: FerData, task: Task, cfg) -> dict[str, Part]:
     """{'train', 'val'[, 'test']} parts for training.
 
     `val_fraction` > 0 pools every split and holds out a stratified fraction (paper 1's 60/40),
-    which then is both validation and test. Otherwise the data's own splits are used, and data
+    which then is both validation and test (so there is no separate 'test' part). Otherwise the data's own splits are used, and data
     without a validation split gets a seeded 10% holdout of its training split.
     """
     if cfg.val_fraction > 0:
         pooled = resplit(data, cfg.val_fraction, cfg.seed, names=("train", "holdout"))
         parts = {"train": _task_part(pooled.split("train"), task, "train"),
                  "val": _task_part(pooled.split("holdout"), task, "holdout")}
-        parts["test"] = parts["val"]
         return parts
     train_name = _role(data, "train", cfg.train_split)
     if train_name is None:

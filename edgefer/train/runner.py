@@ -70,7 +70,8 @@ def _load_data(cfg: TrainConfig, data_path: str, ferplus: str | None, skip_bad: 
 
 def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = False,
           ferplus: str | None = None, distribute: str | None = None, cpu_replicas: int = 1,
-          skip_bad: bool = False, log=print) -> dict:
+          skip_bad: bool = False, log=print, data=None) -> dict:
+    """Train (or resume) one run; `data` may be passed pre-loaded (the sweep loads it once)."""
     run_dir = Path(run_dir)
     state = RunState(run_dir)
     if resume:
@@ -89,7 +90,8 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
 
     keras.utils.set_random_seed(cfg.seed + state["epoch"])
     task = parse_task(cfg.task)
-    parts = task_parts(_load_data(cfg, data_path, ferplus, skip_bad), task, cfg)
+    data = data if data is not None else _load_data(cfg, data_path, ferplus, skip_bad)
+    parts = task_parts(data, task, cfg)
     prep = cfg.preprocessing
     binary = cfg.arch == "seed-binary"
     k = task.num_classes
@@ -145,6 +147,9 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
     metrics = final_report(run_dir, parts, state, task)
     state["finished"] = True
     state.save()
+    # A finished run needs no resume point; model.keras is the result.
+    if state["checkpoint"]:
+        (run_dir / "checkpoint" / state["checkpoint"]).unlink(missing_ok=True)
     return metrics
 
 

@@ -64,7 +64,7 @@ def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
     assert "epochs 3..3" in res.output
     history = (out / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
-    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == ["epoch-0003.keras", "state.json"]
+    assert [p.name for p in (out / "checkpoint").iterdir()] == ["state.json"]  # finished
 
 
 def test_bad_inputs_exit_2(tiny_csv, tmp_path):
@@ -116,3 +116,20 @@ def test_mirrored_on_two_logical_cpus(tiny_csv, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 replica(s)" in proc.stderr
     assert (out / "model.keras").is_file()
+
+
+def test_sweep_keeps_the_best_of_each_stage(tiny_csv, tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--arch", "edge", "--data", tiny_csv, "--out", out, "--batch-sizes", "16,32",
+            "--epochs-list", "1,5", "--dropouts", "0.2", "--max-epochs", 1, "--data-fraction", 0.5]
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    lines = (out / "sweep.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 + 1 + 1  # epochs 1 and 5 both cap to 1
+    rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    batch_rows = rows[:2]
+    best_batch = max(batch_rows, key=lambda r: float(r["val_accuracy"]))["value"]
+    assert all(r["batch_size"] == best_batch for r in rows[2:])
+    assert "best: batch_size" in res.output
+    again = run(*args)  # every trial finished: resumes instantly with the same table
+    assert again.exit_code == 0 and (out / "sweep.csv").read_text().splitlines() == lines
