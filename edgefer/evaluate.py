@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.device.runtimes import as_class_probs
 from edgefer.errors import EdgeferError
 from edgefer.metrics import classification_report
 
@@ -27,15 +28,6 @@ def load_keras(path: str | Path):
                            f"{str(exc).splitlines()[0][:200]})") from None
 
 
-def as_class_probs(out: np.ndarray) -> np.ndarray:
-    """A single sigmoid output p becomes two columns [1-p, p], so binary and multi-class models
-    are scored the same way."""
-    out = np.asarray(out, np.float32)
-    if out.ndim == 2 and out.shape[1] == 1:
-        return np.concatenate([1 - out, out], axis=1)
-    return out
-
-
 def check_input_shape(model_shape, x_shape, where: str) -> None:
     if tuple(model_shape[1:]) != tuple(x_shape[1:]):
         raise EdgeferError(f"{where}: model input {tuple(model_shape[1:])} does not match the data "
@@ -47,8 +39,67 @@ def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return as_class_probs(model.predict(x, batch_size=batch_size, verbose=0))
 
 
+def scores_in_batches(runtime, x: np.ndarray, batch: int = 256, progress=None) -> np.ndarray:
+    out = []
+    for i in range(0, len(x), batch):
+        out.append(runtime.scores(x[i:i + batch]))
+        if progress is not None:
+            progress.update(len(out[-1]))
+    return np.concatenate(out)
+
+
 def evaluate_probs(probs: np.ndarray, y: np.ndarray, class_names) -> dict:
     if probs.shape[1] != len(class_names):
         raise EdgeferError(f"model has {probs.shape[1]} outputs but the task has "
                            f"{len(class_names)} classes ({', '.join(class_names)})")
     return classification_report(probs, y, class_names)
+
+
+class KerasRuntime:
+    """The float Keras model behind the same `scores(x)` interface as the device runtimes."""
+
+    name = "keras"
+
+    def __init__(self, path: str | Path):
+        self.model = load_keras(path)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        check_input_shape(self.model.input_shape, x.shape, self.model.name)
+        if len(x) <= 8:  # direct call: predict() adds milliseconds of overhead per call
+            return as_class_probs(np.asarray(self.model(x, training=False)))
+        return as_class_probs(self.model.predict(x, batch_size=256, verbose=0))
+
+
+def runtime_for(fmt: str, path: Path, threads: int = 1):
+    from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime
+
+    if fmt == "keras":
+        return KerasRuntime(path)
+    if fmt.startswith("onnx"):
+        return OnnxRuntime(path, threads=threads)
+    if fmt == "edgetpu":
+        raise EdgeferError(f"{path}: an Edge TPU model runs only on a Coral device "
+                           "(edgefer detect/bench --delegate edgetpu)")
+    return TFLiteRuntime(path, threads=threads)
+
+
+def open_model(path: str | Path, threads: int = 1):
+    """(runtime, task name, class names, Preprocessing) for a .keras model (read with its
+    model.meta.json) or a bundle's .tflite/.onnx (read with the bundle's manifest.json)."""
+    from edgefer.device.manifest import load_manifest
+    from edgefer.model_card import read_card
+    from edgefer.preprocess import Preprocessing
+
+    path = Path(path)
+    if path.suffix == ".keras":
+        card = read_card(path)
+        return (KerasRuntime(path), card["task"], card["class_names"],
+                Preprocessing.from_dict(card["preprocessing"]))
+    if path.suffix not in (".tflite", ".onnx"):
+        raise EdgeferError(f"{path}: expected a .keras, .tflite or .onnx model")
+    manifest = load_manifest(path.parent)
+    art = next((a for a in manifest.artifacts if a.file == path.name), None)
+    if art is None:
+        raise EdgeferError(f"{path}: not listed in {path.parent}/manifest.json")
+    return (runtime_for(art.format, path, threads), manifest.task, manifest.labels,
+            Preprocessing.from_dict(manifest.preprocessing.model_dump()))

@@ -79,3 +79,33 @@ def tiny_csv(tmp_path_factory) -> Path:
         img[lab * 6: lab * 6 + 6, :] = 255
     usages = ["Training"] * 98 + ["PublicTest"] * 21 + ["PrivateTest"] * 21
     return write_csv(tmp_path_factory.mktemp("tiny") / "fer.csv", csv_rows(images, labels, usages))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_csv, tmp_path_factory) -> Path:
+    """seed-fcn7 trained on tiny_csv until it has learnt the class bands, once per session."""
+    from click.testing import CliRunner
+
+    from edgefer.cli import main
+
+    work = tmp_path_factory.mktemp("tiny_run")
+    config = work / "mild.toml"
+    config.write_text("rotation = 0\nshift = 2\nzoom_min = 1.0\nzoom_max = 1.0\ndropout = 0.2\n"
+                      "patience = 0\nepochs = 8\nbatch_size = 8\n")
+    res = CliRunner().invoke(main, ["train", "--arch", "seed-fcn7", "--data", str(tiny_csv),
+                                    "--out", str(work / "run"), "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    return work / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_calib(tiny_csv, tmp_path_factory) -> Path:
+    from edgefer import calibration
+    from edgefer.data import load_fer
+    from edgefer.labels import parse_task
+    from edgefer.preprocess import Preprocessing
+
+    out = tmp_path_factory.mktemp("calib") / "tiny.npz"
+    calibration.save(calibration.build(load_fer(tiny_csv), "Training", parse_task("fer7"),
+                                       Preprocessing(normalization="minus_one_one"), 14, 0), out)
+    return out

@@ -7,6 +7,7 @@ import click
 
 from edgefer import __version__
 from edgefer.cli.calib_cmd import calib
+from edgefer.cli.convert_cmd import benchmark_cmd, convert
 from edgefer.cli.data_cmd import data
 from edgefer.cli.train_cmd import evaluate, models, sweep, train
 from edgefer.errors import EdgeferError
@@ -35,3 +36,5 @@ main.add_command(models)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(sweep)
+main.add_command(convert)
+main.add_command(benchmark_cmd)

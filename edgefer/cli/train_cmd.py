@@ -69,20 +69,19 @@ def train(arch, data_path, out, resume, config_file, distribute, cpu_replicas, f
 @ferplus_option
 @skip_bad_option
 def evaluate(model, data_path, split, as_json, plot, ferplus, skip_bad):
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix of MODEL on a split."""
-    from edgefer.evaluate import evaluate_probs, load_keras, predict_keras
-    from edgefer.labels import parse_task
-    from edgefer.model_card import read_card
-    from edgefer.plots import confusion
-    from edgefer.preprocess import Preprocessing
-    from edgefer.train.data import _task_part
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of MODEL on a split.
 
-    card = read_card(model)
-    task = parse_task(card["task"])
-    prep = Preprocessing.from_dict(card["preprocessing"])
+    MODEL is a .keras model, or a .tflite/.onnx file of a bundle made by `edgefer convert`."""
+    from edgefer.evaluate import evaluate_probs, open_model, scores_in_batches
+    from edgefer.labels import parse_task
+    from edgefer.plots import confusion
+    from edgefer.train.data import task_part
+
+    runtime, task_name, _, prep = open_model(model)
+    task = parse_task(task_name)
     ds = load_and_report(data_path, skip_bad, ferplus)
-    part = _task_part(ds.split(split), task, split)
-    report = evaluate_probs(predict_keras(load_keras(model), prep.apply(part.images)), part.labels,
+    part = task_part(ds.split(split), task, split)
+    report = evaluate_probs(scores_in_batches(runtime, prep.apply(part.images)), part.labels,
                             task.class_names)
     report = {"model": str(model), "split": split, **report}
     if plot:

@@ -26,7 +26,7 @@ class Part:
         return len(self.labels)
 
 
-def _task_part(data: FerData, task: Task, name: str) -> Part:
+def task_part(data: FerData, task: Task, name: str) -> Part:
     keep, labels = task.relabel(data.labels)
     soft = None
     if data.soft_labels is not None:
@@ -68,8 +68,8 @@ def _split_parts(data: FerData, task: Task, cfg) -> dict[str, Part]:
     """
     if cfg.val_fraction > 0:
         pooled = resplit(data, cfg.val_fraction, cfg.seed, names=("train", "holdout"))
-        parts = {"train": _task_part(pooled.split("train"), task, "train"),
-                 "val": _task_part(pooled.split("holdout"), task, "holdout")}
+        parts = {"train": task_part(pooled.split("train"), task, "train"),
+                 "val": task_part(pooled.split("holdout"), task, "holdout")}
         return parts
     train_name = _role(data, "train", cfg.train_split)
     if train_name is None:
@@ -79,12 +79,12 @@ def _split_parts(data: FerData, task: Task, cfg) -> dict[str, Part]:
     val_name = _role(data, "validation", cfg.val_split)
     if val_name is None:
         holdout = stratified_holdout(train.labels, 0.1, cfg.seed)
-        parts = {"train": _task_part(train.subset(~holdout), task, train_name),
-                 "val": _task_part(train.subset(holdout), task, f"{train_name}-holdout")}
+        parts = {"train": task_part(train.subset(~holdout), task, train_name),
+                 "val": task_part(train.subset(holdout), task, f"{train_name}-holdout")}
     else:
-        parts = {"train": _task_part(train, task, train_name),
-                 "val": _task_part(data.split(val_name), task, val_name)}
+        parts = {"train": task_part(train, task, train_name),
+                 "val": task_part(data.split(val_name), task, val_name)}
     test_name = _role(data, "test", cfg.test_split)
     if test_name is not None:
-        parts["test"] = _task_part(data.split(test_name), task, test_name)
+        parts["test"] = task_part(data.split(test_name), task, test_name)
     return parts

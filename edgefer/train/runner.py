@@ -142,7 +142,7 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
         f"{strategy.num_replicas_in_sync} replica(s)")
     if state["epoch"] < cfg.epochs:
         model.fit(ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=state["epoch"],
-                  validation_data=val_ds, verbose=0,
+                  validation_data=val_ds, verbose=0, shuffle=False,
                   callbacks=callbacks)
     metrics = final_report(run_dir, parts, state, task)
     state["finished"] = True

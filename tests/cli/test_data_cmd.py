@@ -22,7 +22,7 @@ def test_info_table(fer_csv):
 
 def test_info_json(fer_folders):
     res = run("data", "info", fer_folders, "--json")
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)
     assert out["total"] == 42 and out["splits"]["test"]["classes"]["happy"] == 3
 
 

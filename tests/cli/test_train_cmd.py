@@ -32,7 +32,7 @@ def test_two_epoch_train_writes_every_run_file(tiny_csv, tmp_path):
     ev = run("evaluate", out / "model.keras", "--data", tiny_csv, "--split", "PrivateTest",
              "--json", "--plot", tmp_path / "cm.png")
     assert ev.exit_code == 0, ev.output
-    report = json.loads(ev.output)
+    report = json.loads(ev.stdout)
     assert report["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     assert (tmp_path / "cm.png").stat().st_size > 1000
     table = run("evaluate", out / "model.keras", "--data", tiny_csv, "--split", "PublicTest")

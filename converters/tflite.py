@@ -1,0 +1,90 @@
+"""Keras -> TFLite: float32, float16, dynamic-range (int8 weights) and full-integer int8."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+
+import numpy as np
+
+from edgefer.errors import EdgeferError
+from edgefer.tf import tf
+
+TFLITE_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8")
+IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
+
+
+def _converter(model):
+    """From the model re-wrapped with a static batch of 1: no SHAPE/PACK ops for a dynamic batch,
+    and a static shape is what the Edge TPU compiler requires. (from_keras_model freezes the
+    weights; a bare concrete function would keep them as resource variables.)"""
+    from edgefer.tf import keras
+
+    image = keras.Input(batch_shape=(1, *model.input_shape[1:]), name="image")
+    static = keras.Model(image, model(image, training=False), name=model.name)
+    return tf.lite.TFLiteConverter.from_keras_model(static)
+
+
+def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: str = "int8") -> bytes:
+    conv = _converter(model)
+    if fmt == "tflite-fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif fmt == "tflite-dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif fmt == "tflite-int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([calib_x[i:i + 1]] for i in range(len(calib_x)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = IO_TYPES[io_type]
+        conv.inference_output_type = IO_TYPES[io_type]
+    elif fmt != "tflite-fp32":
+        raise EdgeferError(f"format '{fmt}': expected one of {', '.join(TFLITE_FORMATS)}")
+    try:
+        # Keras' export prints "Saved artifact at ..." on stdout, which belongs to our --json.
+        with contextlib.redirect_stdout(sys.stderr):
+            flat = conv.convert()
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError, ...
+        raise EdgeferError(f"{model.name}: {fmt} conversion failed: {_explain(model, str(exc))}") from None
+    if fmt == "tflite-int8":
+        left_float = float_ops(flat)
+        if left_float:
+            raise EdgeferError(f"{model.name}: tflite-int8: {left_float[0]} has no int8 kernel and "
+                               f"would run in float ({len(left_float)} such op(s)); replace that layer")
+    return flat
+
+
+def float_ops(flat: bytes) -> list[str]:
+    """Ops of a converted model that still compute on float tensors, as 'op OP (layer NAME)'.
+
+    The converter may keep an op without an int8 kernel in float instead of failing; a "full
+    integer" model with such an op is slow on a CPU and splits an Edge TPU graph."""
+    from edgefer.device.runtimes import tflite_module
+
+    module = tflite_module()
+    interp = module.Interpreter(
+        model_content=flat,
+        experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    found = []
+    for op in interp._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        if any(i >= 0 and tensors[i]["dtype"] == np.float32 for i in op["inputs"]):
+            out_name = tensors[op["outputs"][0]]["name"]
+            parts = out_name.split("/")
+            layer = parts[-2] if len(parts) > 1 else out_name
+            found.append(f"op {op['op_name']} (layer {layer})")
+    return found
+
+
+def _explain(model, message: str) -> str:
+    """Name the op (and the layer that makes it) that has no kernel for the requested format."""
+    ops = sorted(set(re.findall(r"'(tf\.\w+|tfl\.\w+)' op", message)))
+    if not ops:
+        return message.strip().splitlines()[-1][:300]
+    layers = [layer.name for layer in model.layers
+              if any(op.split(".")[1].lower() in type(layer).__name__.lower() for op in ops)]
+    where = f" (layer {', '.join(layers)})" if layers else ""
+    return f"op {', '.join(ops)}{where} has no int8/builtin kernel; replace that layer or drop the format"

@@ -1,0 +1,136 @@
+"""Inference backends behind one interface: preprocessed float32 NHWC batch in, class scores out.
+
+One small class per backend (Frigate-style). They own quantization at the model's edges: an int8
+model gets x/scale + zero_point in and dequantized scores out, using the scale and zero point the
+model itself declares (the manifest records the same numbers for people and tools).
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.errors import EdgeferError
+
+
+def as_class_probs(out: np.ndarray) -> np.ndarray:
+    """A single sigmoid output p becomes two columns [1-p, p]: binary and multi-class models are
+    scored the same way."""
+    out = np.asarray(out, np.float32)
+    if out.ndim == 2 and out.shape[1] == 1:
+        return np.concatenate([1 - out, out], axis=1)
+    return out
+
+
+def tflite_module():
+    """The TFLite interpreter module: ai-edge-litert, else tflite-runtime, else TensorFlow's."""
+    try:
+        from ai_edge_litert import interpreter
+
+        return interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter
+
+        return interpreter
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise EdgeferError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
+    warnings.warn("using tf.lite: this pulls in all of TensorFlow; install ai-edge-litert instead",
+                  stacklevel=2)
+    return tf.lite
+
+
+class Runtime(ABC):
+    """Runs one model file. `scores(x)` takes preprocessed float32 (N,H,W,C) input."""
+
+    name = "runtime"
+
+    @abstractmethod
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The model's float output for a batch."""
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        return as_class_probs(self.raw(np.asarray(x, np.float32)))
+
+
+def _quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+class TFLiteRuntime(Runtime):
+    name = "tflite"
+
+    def __init__(self, path: str | Path, threads: int = 1, delegates: list | None = None):
+        path = Path(path)
+        if not path.is_file():
+            raise EdgeferError(f"{path}: model file not found")
+        module = tflite_module()
+        try:
+            self.interpreter = module.Interpreter(model_path=str(path), num_threads=threads,
+                                                  experimental_delegates=delegates or None)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgeferError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.input["shape"])
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        dtype = self.input["dtype"]
+        if dtype != np.float32:
+            scale, zp = self.input["quantization"]
+            batch = _quantize(batch, dtype, scale, zp)
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self.output["index"])
+        if out.dtype != np.float32:
+            scale, zp = self.output["quantization"]
+            out = (out.astype(np.float32) - zp) * scale
+        return out
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        if tuple(x.shape[1:]) != self.input_shape[1:]:
+            raise EdgeferError(f"input {tuple(x.shape[1:])} does not match the model's "
+                               f"{self.input_shape[1:]}")
+        if self.input_shape[0] == len(x):
+            return self._invoke(x)
+        # Static batch-1 models (what the Edge TPU needs): one invoke per image.
+        return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))])
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int = 1, providers: list[str] | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EdgeferError("ONNX models need onnxruntime: pip install 'edgefer[onnx]'") from None
+        path = Path(path)
+        if not path.is_file():
+            raise EdgeferError(f"{path}: model file not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EdgeferError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]

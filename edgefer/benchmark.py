@@ -1,0 +1,88 @@
+"""The accuracy-drop check: every format of a bundle scored on the same images by the same code as
+`edgefer evaluate`, against the float model, with batch-1 latency."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edgefer.data import FerData
+from edgefer.device.manifest import load_manifest
+from edgefer.errors import EdgeferError
+from edgefer.evaluate import evaluate_probs, runtime_for, scores_in_batches
+from edgefer.labels import parse_task
+from edgefer.preprocess import Preprocessing
+from edgefer.train.data import task_part
+
+FLOAT_REFERENCES = ("keras", "tflite-fp32", "onnx")
+
+
+def latency_ms(runtime, x: np.ndarray, runs: int, warmup: int = 5) -> tuple[float, float]:
+    """p50 and p95 of single-image inference, cycling through real inputs."""
+    for i in range(warmup):
+        runtime.scores(x[i % len(x)][None])
+    times = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        runtime.scores(x[i % len(x)][None])
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def benchmark(bundle_dir: str | Path, data: FerData, split: str, threads: int = 1,
+              latency_runs: int = 100, formats: list[str] | None = None, log=print) -> dict:
+    bundle_dir = Path(bundle_dir)
+    manifest = load_manifest(bundle_dir)
+    task = parse_task(manifest.task)
+    prep = Preprocessing.from_dict(manifest.preprocessing.model_dump())
+    part = task_part(data.split(split), task, split)
+    x = prep.apply(part.images)
+    runtimes = {}
+    for art in manifest.artifacts:
+        if formats and art.format not in formats:
+            continue
+        try:
+            runtimes[art.format] = (art, runtime_for(art.format, bundle_dir / art.file, threads))
+        except EdgeferError as exc:
+            log(f"skipping {art.format}: {exc}")
+    if not runtimes:
+        raise EdgeferError(f"{bundle_dir}: no format of this bundle can run here")
+    rows, probs = [], {}
+    with tqdm(total=len(runtimes) * (len(x) + latency_runs), unit="img", file=sys.stderr,
+              desc="benchmark", mininterval=0.5 if sys.stderr.isatty() else 30) as bar:
+        for fmt, (art, rt) in runtimes.items():
+            bar.set_description(fmt)
+            probs[fmt] = scores_in_batches(rt, x, progress=bar)
+            p50, p95 = latency_ms(rt, x, latency_runs)
+            bar.update(latency_runs)
+            rows.append({"format": fmt, "file": art.file, "size_bytes": art.size,
+                         "report": evaluate_probs(probs[fmt], part.labels, task.class_names),
+                         "latency_p50_ms": p50, "latency_p95_ms": p95})
+    ref = next((f for f in FLOAT_REFERENCES if f in probs), rows[0]["format"])
+    ref_row = next(r for r in rows if r["format"] == ref)
+    ref_pred = probs[ref].argmax(axis=1)
+    for r in rows:
+        rep, ref_rep = r["report"], ref_row["report"]
+        r["accuracy"] = rep["accuracy"]
+        r["drop_points"] = 100 * (ref_rep["accuracy"] - rep["accuracy"])
+        r["worst_class_drop_points"] = max(
+            100 * (ref_rep["per_class"][c]["recall"] - rep["per_class"][c]["recall"])
+            for c in task.class_names)
+        r["agreement"] = float((probs[r["format"]].argmax(axis=1) == ref_pred).mean())
+    return {"bundle": str(bundle_dir), "split": split, "count": len(x), "reference": ref,
+            "threads": threads, "rows": rows}
+
+
+def table_rows(result: dict) -> list[list]:
+    return [[r["format"], f"{r['size_bytes'] / 1024:.0f}", f"{100 * r['accuracy']:.2f}",
+             f"{r['drop_points']:+.2f}", f"{r['worst_class_drop_points']:+.2f}",
+             f"{100 * r['agreement']:.2f}", f"{r['latency_p50_ms']:.2f}", f"{r['latency_p95_ms']:.2f}"]
+            for r in result["rows"]]
+
+
+TABLE_HEADERS = ["format", "KiB", "top-1 %", "drop pts", "worst class pts", "agree %", "p50 ms",
+                 "p95 ms"]
