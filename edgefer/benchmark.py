@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from tqdm import tqdm
 
 from edgefer.data import FerData
 from edgefer.device.manifest import load_manifest
+from edgefer.device.stats import latency_ms
 from edgefer.errors import EdgeferError
 from edgefer.evaluate import evaluate_probs, runtime_for, scores_in_batches
 from edgefer.labels import parse_task
@@ -19,18 +19,6 @@ from edgefer.preprocess import Preprocessing
 from edgefer.train.data import task_part
 
 FLOAT_REFERENCES = ("keras", "tflite-fp32", "onnx")
-
-
-def latency_ms(runtime, x: np.ndarray, runs: int, warmup: int = 5) -> tuple[float, float]:
-    """p50 and p95 of single-image inference, cycling through real inputs."""
-    for i in range(warmup):
-        runtime.scores(x[i % len(x)][None])
-    times = []
-    for i in range(runs):
-        t0 = time.perf_counter()
-        runtime.scores(x[i % len(x)][None])
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
 def benchmark(bundle_dir: str | Path, data: FerData, split: str, threads: int = 1,

@@ -109,3 +109,27 @@ def tiny_calib(tiny_csv, tmp_path_factory) -> Path:
     calibration.save(calibration.build(load_fer(tiny_csv), "Training", parse_task("fer7"),
                                        Preprocessing(normalization="minus_one_one"), 14, 0), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tiny_calib, tmp_path_factory) -> Path:
+    from edgefer.converters.bundle import convert_bundle
+
+    out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
+    convert_bundle(tiny_run / "model.keras", out, ("tflite-fp32", "tflite-int8", "onnx-int8"),
+                   tiny_calib, log=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory) -> Path:
+    from bench.facevideo import write_face_video
+
+    return write_face_video(tmp_path_factory.mktemp("video") / "face.mp4", frames=40)

@@ -9,6 +9,7 @@ from edgefer import __version__
 from edgefer.cli.calib_cmd import calib
 from edgefer.cli.convert_cmd import benchmark_cmd, convert
 from edgefer.cli.data_cmd import data
+from edgefer.cli.device_cmd import bench, detect
 from edgefer.cli.train_cmd import evaluate, models, sweep, train
 from edgefer.errors import EdgeferError
 
@@ -38,3 +39,5 @@ main.add_command(evaluate)
 main.add_command(sweep)
 main.add_command(convert)
 main.add_command(benchmark_cmd)
+main.add_command(detect)
+main.add_command(bench)

@@ -1,0 +1,42 @@
+"""A test video of a real face moving and scaling across a real photo, made from images that ship
+with scikit-image (the astronaut portrait, the coffee photo): nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def face_video_frames(frames: int = 300, size=(640, 480), seed: int = 0):
+    """Yield BGR frames: the astronaut's head (about 95 px face, scaled 0.8-1.6x) drifting along a
+    smooth path over the coffee photo, with slight brightness flicker and sensor noise."""
+    from skimage import data
+
+    w, h = size
+    background = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (w, h))
+    head = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[10:250, 120:340]  # face + hair
+    rng = np.random.default_rng(seed)
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        scale = 1.2 + 0.4 * np.sin(2 * np.pi * 1.5 * t)
+        hw, hh = int(head.shape[1] * scale * 0.8), int(head.shape[0] * scale * 0.8)
+        patch = cv2.resize(head, (hw, hh), interpolation=cv2.INTER_AREA)
+        cx = w / 2 + (w - hw) / 2 * 0.9 * np.sin(2 * np.pi * t)
+        cy = h / 2 + (h - hh) / 2 * 0.9 * np.sin(2 * np.pi * 2 * t + 0.5)
+        x0, y0 = int(cx - hw / 2), int(cy - hh / 2)
+        frame = background.copy()
+        frame[y0:y0 + hh, x0:x0 + hw] = patch
+        gain = 1.0 + 0.05 * np.sin(2 * np.pi * 5 * t)
+        noise = rng.normal(0, 2.0, frame.shape)
+        yield np.clip(frame * gain + noise, 0, 255).astype(np.uint8)
+
+
+def write_face_video(path: str | Path, frames: int = 300, fps: float = 30.0, seed: int = 0) -> Path:
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for frame in face_video_frames(frames, seed=seed):
+        writer.write(frame)
+    writer.release()
+    return path

@@ -1,0 +1,198 @@
+"""`edgefer detect` and `edgefer bench`: the device runtime (no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgefer.cli.common import format_table
+from edgefer.errors import EdgeferError
+
+BACKENDS = ("cpu", "edgetpu", "gpu", "external", "onnx")
+
+
+def pipeline_options(f):
+    opts = [
+        click.option("--model", "bundle", required=True, type=click.Path(file_okay=False),
+                     help="Bundle directory made by `edgefer convert`."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+                     help="cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime."),
+        click.option("--format", "fmt", help="Force a bundle artifact (e.g. tflite-fp32)."),
+        click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True),
+        click.option("--delegate-library", help="Delegate shared library (gpu/external, or a non-default libedgetpu)."),
+        click.option("--delegate-option", multiple=True, help="key=value for the delegate, e.g. device=usb:0."),
+        click.option("--fallback", type=click.Choice(["cpu"]), help="Run on the CPU if the delegate cannot load."),
+        click.option("--providers", help="ONNX Runtime execution providers, comma-separated."),
+        click.option("--cascade", type=click.Path(dir_okay=False), help="Haar cascade XML (default: OpenCV's frontal face)."),
+        click.option("--scale-factor", type=float, default=1.1, show_default=True),
+        click.option("--min-neighbors", type=int, default=5, show_default=True),
+        click.option("--min-size", type=int, default=48, show_default=True, help="Smallest face, pixels."),
+        click.option("--max-size", type=int, default=0, help="Largest face, pixels (0 = no limit)."),
+        click.option("--largest", is_flag=True, help="Only the largest face of each frame."),
+        click.option("--naive", is_flag=True, help="Full-frame detection on every frame (slow reference)."),
+        click.option("--full-every", type=click.IntRange(1), default=15, show_default=True,
+                     help="Frames between full scans when tracking."),
+        click.option("--downscale", type=click.FloatRange(0.1, 1.0), default=0.5, show_default=True,
+                     help="Scale of the frame for full scans when tracking."),
+        click.option("--margin", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="Grow each face box by this share per side before cropping."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build_pipeline(bundle, backend, fmt, threads, delegate_library, delegate_option, fallback,
+                   providers, cascade, scale_factor, min_neighbors, min_size, max_size, largest,
+                   naive, full_every, downscale, margin, video: bool):
+    from edgefer.device.delegates import DelegateSpec, parse_options
+    from edgefer.device.detector import HaarConfig, TrackingConfig
+    from edgefer.device.pipeline import Pipeline
+
+    delegate = None
+    if backend in ("edgetpu", "gpu", "external"):
+        delegate = DelegateSpec(backend, delegate_library, parse_options(delegate_option))
+    haar = HaarConfig(cascade, scale_factor, min_neighbors, min_size, max_size, largest)
+    # Tracking only helps across consecutive frames of a video or camera.
+    tracking = None if naive or not video else TrackingConfig(downscale, full_every)
+    return Pipeline.from_bundle(bundle, backend, threads, delegate, fallback, fmt, haar, tracking,
+                                margin, providers.split(",") if providers else None)
+
+
+def frames_with_results(pipe, source, limit):
+    from edgefer.device.sources import open_source
+
+    for frame in open_source(source, limit):
+        if frame.error:
+            yield frame, None
+            continue
+        result = pipe(frame.image)
+        result.timings["decode"] = frame.decode_ms
+        result.timings["total"] += frame.decode_ms
+        yield frame, result
+
+
+class _Saver:
+    """--save: one annotated image, or a video of annotated frames (written atomically)."""
+
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+        self.writer = None
+        self.ctx = None
+
+    def add(self, image, detections, fps: float = 15.0):
+        if self.path is None:
+            return
+        import cv2
+
+        from edgefer.atomic import atomic_file
+        from edgefer.device.draw import annotate
+
+        img = annotate(image, detections)
+        if self.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+            with atomic_file(self.path) as tmp:
+                if not cv2.imwrite(str(tmp), img):
+                    raise EdgeferError(f"{self.path}: cannot write this image format")
+            return
+        if self.writer is None:
+            self.ctx = atomic_file(self.path)
+            self.tmp = self.ctx.__enter__()
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                          (img.shape[1], img.shape[0]))
+        self.writer.write(img)
+
+    def close(self, ok: bool):
+        if self.writer is not None:
+            self.writer.release()
+            self.ctx.__exit__(None if ok else RuntimeError, None, None)
+
+
+@click.command()
+@pipeline_options
+@click.option("--source", required=True, help="IMAGE, DIR, VIDEO, CAMERA_INDEX or URL.")
+@click.option("--frames", type=click.IntRange(1), help="Stop after N frames.")
+@click.option("--save", type=click.Path(dir_okay=False),
+              help="Write boxes and labels: out.png for an image, out.mp4 for a video. Faces are "
+                   "personal data: nothing is stored without this flag.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
+def detect(source, frames, save, as_json, **opts):
+    """Detect faces and read their expressions, frame by frame."""
+    from edgefer.device.sources import is_video_source
+
+    pipe = build_pipeline(**opts, video=is_video_source(source))
+    saver, ok = _Saver(save), False
+    try:
+        for frame, result in frames_with_results(pipe, source, frames):
+            if result is None or result.error:
+                err = frame.error if result is None else result.error
+                click.echo(json.dumps({"frame": frame.name, "error": err}) if as_json
+                           else f"{frame.name}: skipped ({err})")
+                continue
+            if as_json:
+                click.echo(json.dumps({"frame": frame.name, "faces": [d.to_dict() for d in result.detections],
+                                       "ms": {k: round(v, 2) for k, v in result.timings.items()}}))
+            else:
+                faces = "; ".join(f"{d.label} {d.score:.2f} at {d.box}" for d in result.detections)
+                click.echo(f"{frame.name}: {faces or 'no face'} ({result.timings['total']:.1f} ms)")
+            saver.add(frame.image, result.detections)
+        ok = True
+    finally:
+        saver.close(ok)
+
+
+@click.command("bench")
+@pipeline_options
+@click.option("--source", required=True, help="IMAGE, DIR, VIDEO, CAMERA_INDEX or URL.")
+@click.option("--frames", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench(source, frames, as_json, **opts):
+    """Per-stage latency (p50/p95/p99/max) and FPS, plus model-only latency per backend here."""
+    from edgefer.device.sources import is_video_source
+    from edgefer.device.stats import STAGES, summarize
+
+    pipe = build_pipeline(**opts, video=is_video_source(source))
+    timings, faces = [], 0
+    for _, result in frames_with_results(pipe, source, frames):
+        if result is not None and not result.error:
+            timings.append(result.timings)
+            faces += len(result.detections)
+    if not timings:
+        raise EdgeferError(f"{source}: no frame could be processed")
+    summary = summarize(timings)
+    summary["faces"] = faces
+    summary["models"] = model_latencies(opts["bundle"], opts["threads"], pipe.prep)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{source}: {summary['frames']} frames, {faces} faces, {summary['fps']:.1f} FPS end to end")
+    click.echo(format_table(["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+                            [[s, *(f"{summary['stages'][s][k]:.2f}" for k in ("p50", "p95", "p99", "max"))]
+                             for s in STAGES if s in summary["stages"]]))
+    click.echo("\nmodel only (batch 1)")
+    click.echo(format_table(["backend", "format", "p50 ms", "p95 ms", "note"],
+                            [[m["backend"], m.get("format", "-"), *(f"{m[k]:.2f}" if k in m else "-"
+                                                                    for k in ("p50_ms", "p95_ms")),
+                              m.get("note", "")] for m in summary["models"]]))
+
+
+def model_latencies(bundle, threads, prep, runs: int = 200) -> list[dict]:
+    """Model-only latency for every backend that can run here; the others say why not."""
+    import numpy as np
+
+    from edgefer.device.backends import open_runtime
+    from edgefer.device.stats import latency_ms
+
+    x = prep.apply(np.random.default_rng(0).integers(0, 256, (8, prep.size, prep.size), dtype=np.uint8))
+    rows = []
+    for backend in ("cpu", "edgetpu", "gpu", "onnx"):
+        try:
+            runtime, _, artifact = open_runtime(bundle, backend, threads)
+        except EdgeferError as exc:
+            rows.append({"backend": backend, "note": f"not available: {str(exc).split(';')[0]}"})
+            continue
+        p50, p95 = latency_ms(runtime, x, runs)
+        rows.append({"backend": backend, "format": artifact.format, "p50_ms": p50, "p95_ms": p95})
+    return rows
