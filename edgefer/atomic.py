@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import shutil
 import tempfile
@@ -58,3 +60,11 @@ def _umask() -> int:
 def write_text(final: str | os.PathLike, text: str) -> None:
     with atomic_file(final) as tmp:
         tmp.write_text(text)
+
+
+def write_csv(final: str | os.PathLike, fields, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(final, buf.getvalue())

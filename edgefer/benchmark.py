@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from edgefer.data import FerData

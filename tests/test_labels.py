@@ -20,5 +20,5 @@ def test_class_subset_by_name_or_number():
 
 @pytest.mark.parametrize("spec", ["fer8", "happy,joy", "happy,happy"])
 def test_bad_task(spec):
-    with pytest.raises(EdgeferError, match=f"task|class"):
+    with pytest.raises(EdgeferError, match="task|class"):
         parse_task(spec)

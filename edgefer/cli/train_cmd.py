@@ -124,7 +124,8 @@ def _number_list(kind):
         try:
             return [kind(v) for v in value.split(",") if v.strip()]
         except ValueError:
-            raise click.BadParameter(f"expected comma-separated {kind.__name__}s, got '{value}'")
+            raise click.BadParameter(
+                f"expected comma-separated {kind.__name__}s, got '{value}'") from None
     return parse
 
 

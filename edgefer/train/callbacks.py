@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
@@ -11,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from edgefer.atomic import atomic_file, write_text
+from edgefer.atomic import atomic_file, write_csv, write_text
 from edgefer.model_card import write_card
 from edgefer.plots import training_curves
 from edgefer.tf import keras
@@ -101,20 +99,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         st.save()
         if previous and previous != ckpt:
             (self.run_dir / "checkpoint" / previous).unlink(missing_ok=True)
-        write_history(self.run_dir / "history.csv", st["history"])
+        write_csv(self.run_dir / "history.csv", HISTORY_FIELDS, st["history"])
         training_curves(st["history"], self.run_dir / "curves.png", self.card["arch"])
 
 
 def _plain(value):
     return None if value is None else float(value)
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, HISTORY_FIELDS)
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buf.getvalue())
 
 
 class ProgressBar(keras.callbacks.Callback):

@@ -44,7 +44,7 @@ class TrainConfig:
 
     def __post_init__(self):
         parse_task(self.task)
-        self.preprocessing  # validates normalization, channels, size
+        Preprocessing(self.size, self.channels, self.normalization)  # raises if invalid
         checks = {
             "labels": self.labels in ("fer", "ferplus"),
             "balance": self.balance in ("none", "weights", "sampling"),

@@ -4,12 +4,10 @@ directory, so an interrupted sweep resumes where it stopped."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import replace
 from pathlib import Path
 
-from edgefer.atomic import write_text
+from edgefer.atomic import write_csv
 from edgefer.train.config import TrainConfig
 from edgefer.train.runner import train
 
@@ -42,15 +40,7 @@ def sweep(base: TrainConfig, data, out_dir: str | Path, stages: list[tuple[str, 
                          "epochs": cfg.epochs, "dropout": cfg.dropout, "val_accuracy": round(acc, 4),
                          "best_epoch": metrics["best_epoch"], "train_seconds": metrics["train_seconds"],
                          "run_dir": str(run_dir)})
-            write_rows(out_dir / "sweep.csv", rows)
+            write_csv(out_dir / "sweep.csv", SWEEP_FIELDS, rows)
         # ties keep the value listed first
         best = replace(best, **{field: max(scored, key=lambda t: t[0])[1]})
     return rows, best
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, SWEEP_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
