@@ -47,7 +47,7 @@ def verify(artifact: Artifact, path: Path, runtime: Runtime) -> None:
     if _sha256(path) != artifact.sha256:
         raise EdgeferError(f"{path}: sha256 differs from manifest.json; the file is corrupt or replaced")
     if isinstance(runtime, TFLiteRuntime) and artifact.input is not None:
-        got = (list(runtime.input_shape), np.dtype(runtime.input["dtype"]).name)
+        got = (list(runtime.model_input_shape), np.dtype(runtime.input["dtype"]).name)
         want = (artifact.input.shape, artifact.input.dtype)
         if got != want:
             raise EdgeferError(f"{path}: model input {got[1]}{got[0]} does not match manifest "

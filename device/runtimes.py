@@ -80,8 +80,28 @@ class TFLiteRuntime(Runtime):
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgeferError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+        self._read_details()
+        self.model_input_shape = self.input_shape  # as stored in the file (the manifest's)
+        self.resizable = True
+
+    def _read_details(self):
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
+
+    def _resize(self, n: int) -> bool:
+        """Give the input a batch of n (all faces of a frame in one invoke); False where the
+        model cannot be resized (e.g. Edge TPU-compiled graphs), which then run image by image."""
+        if not self.resizable:
+            return False
+        try:
+            self.interpreter.resize_tensor_input(self.input["index"], [n, *self.input_shape[1:]])
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError):
+            self.resizable = False
+            self.interpreter.resize_tensor_input(self.input["index"], list(self.model_input_shape))
+            self.interpreter.allocate_tensors()
+        self._read_details()
+        return self.resizable
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -104,9 +124,8 @@ class TFLiteRuntime(Runtime):
         if tuple(x.shape[1:]) != self.input_shape[1:]:
             raise EdgeferError(f"input {tuple(x.shape[1:])} does not match the model's "
                                f"{self.input_shape[1:]}")
-        if self.input_shape[0] == len(x):
+        if self.input_shape[0] == len(x) or self._resize(len(x)):
             return self._invoke(x)
-        # Static batch-1 models (what the Edge TPU needs): one invoke per image.
         return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))])
 
 

@@ -25,3 +25,26 @@ def test_missing_extra_names_the_extra():
 
     with pytest.raises(MissingExtraError, match=r"pip install 'edgefer\[train\]'"):
         require("no_such_module_edgefer", "train")
+
+
+def _without_tensorflow(*argv) -> subprocess.CompletedProcess:
+    code = ("import sys\n"
+            "for name in ('tensorflow', 'keras'):\n"
+            "    sys.modules[name] = None\n"
+            "from edgefer.cli import main\n"
+            f"main({list(argv)!r})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_training_commands_name_the_extra_on_a_base_install():
+    proc = _without_tensorflow("models")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: this command needs 'tensorflow'")
+    assert "pip install 'edgefer[train]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_benchmark_runs_converted_formats_without_tensorflow(tiny_bundle, tiny_csv):
+    proc = _without_tensorflow("benchmark", str(tiny_bundle), "--data", str(tiny_csv),
+                               "--latency-runs", "2")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "skipping keras" in proc.stderr and "drop vs tflite-fp32" in proc.stdout

@@ -133,3 +133,22 @@ def test_sweep_keeps_the_best_of_each_stage(tiny_csv, tmp_path):
     assert "best: batch_size" in res.output
     again = run(*args)  # every trial finished: resumes instantly with the same table
     assert again.exit_code == 0 and (out / "sweep.csv").read_text().splitlines() == lines
+
+
+def test_train_on_ferplus_soft_labels(fer_csv, tmp_path):
+    from tests.data.test_ferplus import fer_usages, write_ferplus
+
+    votes = [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0] for _ in range(28)]
+    for i, v in enumerate(votes):  # FER+ column order: neutral happiness surprise sadness anger ...
+        v[i % 7] = 7
+        v[(i + 1) % 7] = 3
+    (tmp_path / "labels").mkdir()  # not beside fer.csv, where --labels ferplus looks by default
+    ferplus = write_ferplus(tmp_path / "labels" / "fer2013new.csv", fer_usages(), votes)
+    out = tmp_path / "run"
+    res = run("train", "--arch", "edge", "--data", fer_csv, "--labels", "ferplus", "--ferplus",
+              ferplus, "--out", out, "--epochs", 1, "--batch-size", 8)
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "config.json").read_text())["labels"] == "ferplus"
+    missing = run("train", "--arch", "edge", "--data", fer_csv, "--labels", "ferplus",
+                  "--out", tmp_path / "r2")
+    assert missing.exit_code == 2 and "fer2013new.csv: FER+ label file not found" in missing.output

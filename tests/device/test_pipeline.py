@@ -129,3 +129,14 @@ def test_tracking_keeps_recall_on_a_moving_face(face_video):
     # so the bar is lower here; the benchmark holds the 2-point target.
     assert sum(map(len, ref)) >= 35 and matched / sum(map(len, ref)) >= 0.9
     assert len(full_scans) <= len(gray) // 3
+
+
+def test_tflite_batches_several_faces_in_one_invoke(tiny_bundle):
+    from edgefer.device.runtimes import TFLiteRuntime
+
+    rt = TFLiteRuntime(tiny_bundle / "model_int8.tflite")
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 48, 48, 1)).astype(np.float32)
+    one_by_one = np.concatenate([rt.scores(x[i:i + 1]) for i in range(5)])
+    batched = rt.scores(x)
+    assert rt.input_shape[0] == 5 and rt.model_input_shape == (1, 48, 48, 1)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
