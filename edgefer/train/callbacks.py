@@ -26,7 +26,8 @@ class RunState:
     def __init__(self, run_dir: Path):
         self.path = run_dir / "checkpoint" / "state.json"
         self.data = {"epoch": 0, "checkpoint": None, "best_val_accuracy": -1.0, "best_epoch": 0,
-                     "history": [], "callbacks": {}, "train_seconds": 0.0, "finished": False}
+                     "history": [], "callbacks": {}, "train_seconds": 0.0, "stopped_early": False,
+                     "finished": False}
 
     def load(self) -> "RunState":
         self.data.update(json.loads(self.path.read_text()))
@@ -96,6 +97,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
                            for name, cb in self.named.items()}
         st["epoch"], st["checkpoint"] = epoch + 1, ckpt
         st["train_seconds"] += seconds
+        st["stopped_early"] = bool(self.model.stop_training)  # EarlyStopping runs before us
         st.save()
         if previous and previous != ckpt:
             (self.run_dir / "checkpoint" / previous).unlink(missing_ok=True)

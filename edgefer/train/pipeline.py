@@ -18,7 +18,8 @@ def epoch_order(n: int, seed: int, epoch: int, sample_p: np.ndarray | None) -> n
     rng = np.random.default_rng([seed, epoch])
     if sample_p is None:
         return rng.permutation(n)
-    return rng.choice(n, size=n, replace=True, p=sample_p)
+    p = np.asarray(sample_p, np.float64)
+    return rng.choice(n, size=n, replace=True, p=p / p.sum())
 
 
 def class_balance(labels: np.ndarray, k: int) -> np.ndarray:

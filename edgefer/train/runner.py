@@ -104,46 +104,21 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
         else:
             model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout)
             compile_model(model, cfg, binary)
-    train_part, val_part = parts["train"], parts["val"]
-    balance = class_balance(train_part.labels, k)
-    weights = balance[train_part.labels] if cfg.balance == "weights" else None
-    sample_p = (weights_to_p(balance[train_part.labels]) if cfg.balance == "sampling" else None)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise EdgeferError(f"--batch-size {cfg.batch_size}: expected a multiple of the "
                            f"{replicas} replicas")
-    ds, steps = train_dataset(train_part.images, targets_for(train_part, k, binary, cfg), cfg,
-                              state["epoch"], weights=weights, sample_p=sample_p,
-                              full_batches_only=replicas > 1)
-    from edgefer.tf import tf
-
-    # Per-epoch validation feeds replicas equal shares: at most replicas-1 samples are left out
-    # here; the final report scores all of them.
-    n_val = len(val_part) - len(val_part) % replicas
-    val_ds = tf.data.Dataset.from_tensor_slices(
-        (prep.apply(val_part.images[:n_val]), targets_for(val_part, k, binary, cfg)[:n_val])
-    ).batch(256 * replicas)
-
-    named = {}
-    if cfg.patience:
-        named["early_stopping"] = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
-        named["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.1, patience=max(1, cfg.patience // 4), min_lr=1e-6)
-    last_lr = state["history"][-1]["learning_rate"] if state["history"] else None
+    ds, steps, val_ds = _datasets(parts, cfg, k, binary, replicas, state["epoch"])
     card = {"arch": cfg.arch, "task": task.name, "class_names": list(task.class_names),
             "preprocessing": prep.to_dict(), "input_shape": list(prep.input_shape),
             "labels": cfg.labels, "binary_sigmoid": binary}
-    callbacks = [*named.values(), RestoreCallbackState(named, state, last_lr),
-                 EpochCheckpoint(run_dir, state, named, card),
-                 ProgressBar(cfg.epochs, state["epoch"], steps)]
-    log(f"{cfg.arch} on {task.name}: train {len(train_part)} ({train_part.name}), "
-        f"val {len(val_part)} ({val_part.name}), epochs {state['epoch'] + 1}..{cfg.epochs}, "
-        f"{steps} batches/epoch, {model.count_params():,} parameters, "
-        f"{strategy.num_replicas_in_sync} replica(s)")
-    if state["epoch"] < cfg.epochs:
+    log(f"{cfg.arch} on {task.name}: train {len(parts['train'])} ({parts['train'].name}), "
+        f"val {len(parts['val'])} ({parts['val'].name}), epochs {state['epoch'] + 1}..{cfg.epochs}, "
+        f"{steps} batches/epoch, {model.count_params():,} parameters, {replicas} replica(s)")
+    if state["epoch"] < cfg.epochs and not state["stopped_early"]:
         model.fit(ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=state["epoch"],
                   validation_data=val_ds, verbose=0, shuffle=False,
-                  callbacks=callbacks)
+                  callbacks=_callbacks(cfg, state, run_dir, card, steps))
     metrics = final_report(run_dir, parts, state, task)
     state["finished"] = True
     state.save()
@@ -153,8 +128,39 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
     return metrics
 
 
-def weights_to_p(item_weights: np.ndarray) -> np.ndarray:
-    return (item_weights / item_weights.sum()).astype(np.float64)
+def _datasets(parts: dict[str, Part], cfg: TrainConfig, k: int, binary: bool, replicas: int,
+              initial_epoch: int):
+    """(training batches, steps per epoch, validation batches)."""
+    from edgefer.tf import tf
+
+    train_part, val_part = parts["train"], parts["val"]
+    item_weights = class_balance(train_part.labels, k)[train_part.labels]
+    ds, steps = train_dataset(
+        train_part.images, targets_for(train_part, k, binary, cfg), cfg, initial_epoch,
+        weights=item_weights if cfg.balance == "weights" else None,
+        sample_p=item_weights / item_weights.sum() if cfg.balance == "sampling" else None,
+        full_batches_only=replicas > 1)
+    # Per-epoch validation feeds replicas equal shares: at most replicas-1 samples are left out
+    # here; the final report scores all of them.
+    n_val = len(val_part) - len(val_part) % replicas
+    val_ds = tf.data.Dataset.from_tensor_slices(
+        (cfg.preprocessing.apply(val_part.images[:n_val]),
+         targets_for(val_part, k, binary, cfg)[:n_val])).batch(256 * replicas)
+    return ds, steps, val_ds
+
+
+def _callbacks(cfg: TrainConfig, state: RunState, run_dir: Path, card: dict, steps: int) -> list:
+    from edgefer.tf import keras
+
+    named = {}
+    if cfg.patience:
+        named["early_stopping"] = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        named["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.1, patience=max(1, cfg.patience // 4), min_lr=1e-6)
+    last_lr = state["history"][-1]["learning_rate"] if state["history"] else None
+    return [*named.values(), RestoreCallbackState(named, state, last_lr),
+            EpochCheckpoint(run_dir, state, named, card),
+            ProgressBar(cfg.epochs, state["epoch"], steps)]
 
 
 def final_report(run_dir: Path, parts: dict[str, Part], state: RunState, task) -> dict:
