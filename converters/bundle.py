@@ -15,7 +15,7 @@ import numpy as np
 
 from edgefer import calibration
 from edgefer.atomic import atomic_dir
-from edgefer.calibration import sha256_file
+from edgefer.hashing import sha256_file
 from edgefer.device.manifest import FORMAT, FORMATS, Manifest, TensorSpec
 from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime
 from edgefer.errors import EdgeferError

@@ -6,7 +6,6 @@ input/output tensors, or it is refused (a swapped or corrupt file is caught befo
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from edgefer.device.delegates import DelegateError, DelegateSpec
 from edgefer.device.manifest import Artifact, Manifest, load_manifest
 from edgefer.device.runtimes import OnnxRuntime, Runtime, TFLiteRuntime, tflite_module
 from edgefer.errors import EdgeferError
+from edgefer.hashing import sha256_file
 
 # Preferred artifacts per backend, best first.
 PREFERENCES = {
@@ -39,12 +39,8 @@ def choose_artifact(manifest: Manifest, backend: str, fmt: str | None = None) ->
                        f"{', '.join(PREFERENCES[backend])}{hint}; it has {', '.join(have)}")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def verify(artifact: Artifact, path: Path, runtime: Runtime) -> None:
-    if _sha256(path) != artifact.sha256:
+    if sha256_file(path) != artifact.sha256:
         raise EdgeferError(f"{path}: sha256 differs from manifest.json; the file is corrupt or replaced")
     if isinstance(runtime, TFLiteRuntime) and artifact.input is not None:
         got = (list(runtime.model_input_shape), np.dtype(runtime.input["dtype"]).name)

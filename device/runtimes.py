@@ -7,6 +7,7 @@ model itself declares (the manifest records the same numbers for people and tool
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -40,7 +41,8 @@ def tflite_module():
     except ImportError:
         pass
     try:
-        import tensorflow as tf
+        # Last resort, off the Pi: TensorFlow's own interpreter (imported only here, on demand).
+        tf = importlib.import_module("tensorflow")
     except ImportError:
         raise EdgeferError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
     warnings.warn("using tf.lite: this pulls in all of TensorFlow; install ai-edge-litert instead",

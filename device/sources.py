@@ -15,10 +15,7 @@ import cv2
 import numpy as np
 
 from edgefer.errors import EdgeferError
-from edgefer.imaging import decode_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
-
+from edgefer.imaging import IMAGE_SUFFIXES, read_image_file
 
 @dataclass
 class Frame:
@@ -31,12 +28,7 @@ class Frame:
 
 def _read_image(path: Path, index: int) -> Frame:
     t0 = time.perf_counter()
-    try:
-        img = decode_image(np.fromfile(path, np.uint8))
-    except OSError as exc:
-        img, err = None, f"cannot read ({exc.strerror})"
-    else:
-        err = None if img is not None else "unreadable image"
+    img, err = read_image_file(path)
     return Frame(index, str(path), img, (time.perf_counter() - t0) * 1000, err)
 
 
@@ -79,7 +71,7 @@ def open_source(spec: str, limit: int | None = None) -> Iterator[Frame]:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         frame = _read_image(path, 0)
         if frame.error:
-            raise EdgeferError(f"{path}: {frame.error}; expected PNG, JPEG, BMP, TIFF or WebP")
+            raise EdgeferError(f"{path}: {frame.error}")
         return iter([frame])
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():

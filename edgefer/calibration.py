@@ -6,7 +6,6 @@ can refuse a calibration set that does not match the model (format: calibration_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -17,18 +16,11 @@ import numpy as np
 from edgefer.atomic import atomic_file
 from edgefer.data import FerData
 from edgefer.errors import DataError
+from edgefer.hashing import sha256_file
 from edgefer.labels import Task
 from edgefer.preprocess import Preprocessing
 
 FORMAT = "edgefer-calibration/1"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

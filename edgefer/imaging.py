@@ -42,6 +42,20 @@ def resize_square(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(gray, (size, size), interpolation=interp)
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+def read_image_file(path) -> tuple[np.ndarray | None, str | None]:
+    """(image, None) or (None, why): for loaders that report a bad file and go on."""
+    try:
+        img = decode_image(np.fromfile(path, np.uint8))
+    except OSError as exc:
+        return None, f"cannot read image ({exc.strerror})"
+    if img is None:
+        return None, "unreadable image; expected PNG, JPEG, BMP, TIFF or WebP"
+    return img, None
+
+
 def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
     """Decode an encoded image (PNG, JPEG, ...) keeping depth and alpha; None if undecodable."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data

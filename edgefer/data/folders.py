@@ -14,11 +14,8 @@ import numpy as np
 
 from edgefer.data.dataset import FerData, Skipped, split_codes_from_names
 from edgefer.errors import DataError, EdgeferError
-from edgefer.imaging import decode_image, resize_square, to_gray_u8
+from edgefer.imaging import IMAGE_SUFFIXES, read_image_file, resize_square, to_gray_u8
 from edgefer.labels import FER7, class_id
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
-
 
 def _subdirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -60,12 +57,9 @@ def _layout(root: Path) -> dict[str, dict[int, Path]]:
 
 
 def _load_one(path: Path) -> np.ndarray:
-    try:
-        img = decode_image(np.fromfile(path, np.uint8))
-    except OSError as exc:
-        raise ValueError(f"cannot read image ({exc.strerror})") from None
-    if img is None:
-        raise ValueError("unreadable image; expected PNG, JPEG, BMP, TIFF or WebP")
+    img, err = read_image_file(path)
+    if err:
+        raise ValueError(err)
     return resize_square(to_gray_u8(img), 48)
 
 

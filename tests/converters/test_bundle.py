@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgefer import calibration
-from edgefer.calibration import sha256_file
+from edgefer.hashing import sha256_file
 from edgefer.cli import main
 from edgefer.device.manifest import load_manifest
 from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime

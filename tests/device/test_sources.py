@@ -10,7 +10,7 @@ def test_folder_with_an_unreadable_image(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((10, 10), np.uint8))
     (tmp_path / "b.jpg").write_bytes(b"junk")
     frames = list(open_source(str(tmp_path)))
-    assert [f.error for f in frames] == [None, "unreadable image"]
+    assert frames[0].error is None and frames[1].error.startswith("unreadable image")
 
 
 def test_video_frames_and_limit(face_video):
