@@ -93,30 +93,40 @@ def convert_bundle(model_path: str | Path, out_dir: str | Path, formats=DEFAULT_
     with atomic_dir(out_dir) as tmp:
         model.save(tmp / FILES["keras"])
         done = ["keras"]
+
+        def ensure(fmt: str) -> Path:
+            """Make a format's file once, whether asked for or needed by another format."""
+            path = tmp / FILES[fmt]
+            if not path.is_file():
+                if fmt.startswith("tflite"):
+                    path.write_bytes(convert_tflite(model, fmt, calib_x, io_type))
+                elif fmt == "onnx":
+                    path.write_bytes(convert_onnx(model, opset))
+                else:  # onnx-int8
+                    quantize_onnx(ensure("onnx"), path, calib_x)
+            return path
+
         for fmt in formats:
             t0 = time.perf_counter()
-            path = tmp / FILES[fmt]
-            if fmt.startswith("tflite"):
-                path.write_bytes(convert_tflite(model, fmt, calib_x, io_type))
-            elif fmt == "onnx" or (fmt == "onnx-int8" and "onnx" not in formats):
-                (tmp / FILES["onnx"]).write_bytes(convert_onnx(model, opset))
-            if fmt == "onnx-int8":
-                quantize_onnx(tmp / FILES["onnx"], path, calib_x)
-                if "onnx" not in formats:
-                    (tmp / FILES["onnx"]).unlink()
             if fmt == "edgetpu":
-                int8 = tmp / FILES["tflite-int8"]
-                if not int8.is_file():
-                    int8.write_bytes(convert_tflite(model, "tflite-int8", calib_x, io_type))
+                # The compiled model's CPU twin stays in the bundle and the manifest.
+                int8 = ensure("tflite-int8")
+                if "tflite-int8" not in done:
+                    done.append("tflite-int8")
                 report = edgetpu.op_report(int8)
                 (tmp / "edgetpu_ops.json").write_text(json.dumps(report, indent=1) + "\n")
                 try:
-                    edgetpu.compile_edgetpu(int8, tmp)
+                    path = edgetpu.compile_edgetpu(int8, tmp)
                 except EdgeferError as exc:
                     log(f"edgetpu: {exc}")
                     continue
-            done.append(fmt)
+            else:
+                path = ensure(fmt)
+            if fmt not in done:
+                done.append(fmt)
             log(f"{fmt}: {path.stat().st_size / 1024:.0f} KiB in {time.perf_counter() - t0:.1f} s")
+        if "onnx" not in done:
+            (tmp / FILES["onnx"]).unlink(missing_ok=True)  # only made to quantize from
         artifacts = []
         for fmt in done:
             path = tmp / FILES[fmt]

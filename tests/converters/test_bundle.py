@@ -148,3 +148,14 @@ def test_manifest_validation_names_the_field(bundle, tmp_path):
     (broken / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(EdgeferError, match=r"field preprocessing.normalization: Input should be"):
         load_manifest(broken)
+
+
+def test_formats_in_any_order_and_only_listed_files(tiny_run, tiny_calib, tmp_path):
+    out = tmp_path / "b"
+    res = run("convert", tiny_run / "model.keras", "--calib", tiny_calib, "--out", out,
+              "--formats", "onnx-int8,edgetpu")
+    assert res.exit_code == 0, res.output
+    m = load_manifest(out)
+    assert [a.format for a in m.artifacts] == ["keras", "onnx-int8", "tflite-int8"]
+    listed = {a.file for a in m.artifacts} | {"manifest.json", "edgetpu_ops.json"}
+    assert {p.name for p in out.iterdir()} == listed
