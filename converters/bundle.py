@@ -52,10 +52,9 @@ def _specs(fmt: str, path: Path) -> tuple[TensorSpec | None, TensorSpec | None]:
     if fmt == "keras":
         return None, None
     if fmt.startswith("onnx"):
-        sess = OnnxRuntime(path).session
-        return tuple(TensorSpec(name=t.name, dtype="float32",
-                                shape=[d if isinstance(d, int) else -1 for d in t.shape])
-                     for t in (sess.get_inputs()[0], sess.get_outputs()[0]))
+        rt = OnnxRuntime(path)
+        tensors = (rt.session.get_inputs()[0], rt.session.get_outputs()[0])
+        return tuple(TensorSpec(name=t.name, shape=rt.spec(t)[0], dtype=rt.spec(t)[1]) for t in tensors)
     rt = TFLiteRuntime(path)
     return _tflite_spec(rt.input), _tflite_spec(rt.output)
 

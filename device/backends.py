@@ -42,12 +42,16 @@ def choose_artifact(manifest: Manifest, backend: str, fmt: str | None = None) ->
 def verify(artifact: Artifact, path: Path, runtime: Runtime) -> None:
     if sha256_file(path) != artifact.sha256:
         raise EdgeferError(f"{path}: sha256 differs from manifest.json; the file is corrupt or replaced")
-    if isinstance(runtime, TFLiteRuntime) and artifact.input is not None:
+    if artifact.input is None:
+        return
+    if isinstance(runtime, TFLiteRuntime):
         got = (list(runtime.model_input_shape), np.dtype(runtime.input["dtype"]).name)
-        want = (artifact.input.shape, artifact.input.dtype)
-        if got != want:
-            raise EdgeferError(f"{path}: model input {got[1]}{got[0]} does not match manifest "
-                               f"{want[1]}{want[0]}")
+    else:
+        got = runtime.spec(runtime.session.get_inputs()[0])
+    want = (artifact.input.shape, artifact.input.dtype)
+    if got != want:
+        raise EdgeferError(f"{path}: model input {got[1]}{got[0]} does not match manifest "
+                           f"{want[1]}{want[0]}")
 
 
 def open_runtime(bundle_dir: str | Path, backend: str = "cpu", threads: int = 1,

@@ -153,5 +153,12 @@ class OnnxRuntime(Runtime):
             raise EdgeferError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
         self.input_name = self.session.get_inputs()[0].name
 
+    ONNX_DTYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
+
+    def spec(self, tensor) -> tuple[list[int], str]:
+        """(shape with -1 for symbolic dims, dtype name) of a session input or output."""
+        shape = [d if isinstance(d, int) else -1 for d in tensor.shape]
+        return shape, self.ONNX_DTYPES.get(tensor.type, tensor.type)
+
     def raw(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
