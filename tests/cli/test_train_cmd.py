@@ -152,3 +152,26 @@ def test_train_on_ferplus_soft_labels(fer_csv, tmp_path):
     missing = run("train", "--arch", "edge", "--data", fer_csv, "--labels", "ferplus",
                   "--out", tmp_path / "r2")
     assert missing.exit_code == 2 and "fer2013new.csv: FER+ label file not found" in missing.output
+
+
+def test_resume_after_an_early_stop_does_not_train_again(tiny_csv, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    original = callbacks.EpochCheckpoint.on_epoch_end
+
+    def killed_after_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", killed_after_epoch_2)
+    run("train", "--arch", "edge", "--data", tiny_csv, "--out", out, "--epochs", 5,
+        "--batch-size", 32, "--patience", 1)
+    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", original)
+    state_path = out / "checkpoint/state.json"
+    state = json.loads(state_path.read_text())
+    state["stopped_early"] = True  # as if EarlyStopping had fired at epoch 2, just before the kill
+    state_path.write_text(json.dumps(state))
+    res = run("train", "--data", tiny_csv, "--resume", out)
+    assert res.exit_code == 0, res.output
+    assert len((out / "history.csv").read_text().splitlines()) == 3  # header + epochs 1, 2
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
