@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -75,12 +76,13 @@ def frames_with_results(pipe, source, limit):
 
 
 class _Saver:
-    """--save: one annotated image, or a video of annotated frames (written atomically)."""
+    """--save: one annotated image, or a video of annotated frames. Written to a temporary file
+    that replaces the target only when the command succeeds (the ExitStack's job)."""
 
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None, stack: contextlib.ExitStack):
         self.path = Path(path) if path else None
+        self.stack = stack
         self.writer = None
-        self.ctx = None
 
     def add(self, image, detections, fps: float = 15.0):
         if self.path is None:
@@ -97,16 +99,11 @@ class _Saver:
                     raise EdgeferError(f"{self.path}: cannot write this image format")
             return
         if self.writer is None:
-            self.ctx = atomic_file(self.path)
-            self.tmp = self.ctx.__enter__()
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+            tmp = self.stack.enter_context(atomic_file(self.path))
+            self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                           (img.shape[1], img.shape[0]))
+            self.stack.callback(self.writer.release)  # runs before the rename
         self.writer.write(img)
-
-    def close(self, ok: bool):
-        if self.writer is not None:
-            self.writer.release()
-            self.ctx.__exit__(None if ok else RuntimeError, None, None)
 
 
 @click.command()
@@ -122,8 +119,8 @@ def detect(source, frames, save, as_json, **opts):
     from edgefer.device.sources import is_video_source
 
     pipe = build_pipeline(**opts, video=is_video_source(source))
-    saver, ok = _Saver(save), False
-    try:
+    with contextlib.ExitStack() as stack:
+        saver = _Saver(save, stack)
         for frame, result in frames_with_results(pipe, source, frames):
             if result is None or result.error:
                 err = frame.error if result is None else result.error
@@ -137,9 +134,6 @@ def detect(source, frames, save, as_json, **opts):
                 faces = "; ".join(f"{d.label} {d.score:.2f} at {d.box}" for d in result.detections)
                 click.echo(f"{frame.name}: {faces or 'no face'} ({result.timings['total']:.1f} ms)")
             saver.add(frame.image, result.detections)
-        ok = True
-    finally:
-        saver.close(ok)
 
 
 @click.command("bench")
