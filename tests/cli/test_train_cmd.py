@@ -42,8 +42,8 @@ def test_two_epoch_train_writes_every_run_file(tiny_csv, tmp_path):
     assert again.exit_code == 2 and "already exists" in again.output
 
 
-def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
-    out = tmp_path / "run"
+def train_killed_after_epoch_2(monkeypatch, *args):
+    """Run `edgefer train ARGS` and kill it right after epoch 2's checkpoint, like a session end."""
     original = callbacks.EpochCheckpoint.on_epoch_end
 
     def killed_after_epoch_2(self, epoch, logs=None):
@@ -52,12 +52,18 @@ def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", killed_after_epoch_2)
-    res = run("train", "--arch", "seed-fcn7", "--data", tiny_csv, "--out", out, "--epochs", 3,
-              "--batch-size", 32, "--patience", 8)
+    res = run("train", *args)
+    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", original)
+    return res
+
+
+def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    res = train_killed_after_epoch_2(monkeypatch, "--arch", "seed-fcn7", "--data", tiny_csv,
+                                     "--out", out, "--epochs", 3, "--batch-size", 32, "--patience", 8)
     assert res.exit_code != 0 and not (out / "metrics.json").exists()
     state = json.loads((out / "checkpoint/state.json").read_text())
     assert state["epoch"] == 2 and state["callbacks"]["early_stopping"]["wait"] is not None
-    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", original)
 
     res = run("train", "--data", tiny_csv, "--resume", out)
     assert res.exit_code == 0, res.output
@@ -156,17 +162,8 @@ def test_train_on_ferplus_soft_labels(fer_csv, tmp_path):
 
 def test_resume_after_an_early_stop_does_not_train_again(tiny_csv, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    original = callbacks.EpochCheckpoint.on_epoch_end
-
-    def killed_after_epoch_2(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", killed_after_epoch_2)
-    run("train", "--arch", "edge", "--data", tiny_csv, "--out", out, "--epochs", 5,
-        "--batch-size", 32, "--patience", 1)
-    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_epoch_end", original)
+    train_killed_after_epoch_2(monkeypatch, "--arch", "edge", "--data", tiny_csv, "--out", out,
+                               "--epochs", 5, "--batch-size", 32, "--patience", 1)
     state_path = out / "checkpoint/state.json"
     state = json.loads(state_path.read_text())
     state["stopped_early"] = True  # as if EarlyStopping had fired at epoch 2, just before the kill
