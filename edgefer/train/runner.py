@@ -11,7 +11,7 @@ import numpy as np
 from edgefer.atomic import write_text
 from edgefer.data import load_fer
 from edgefer.errors import EdgeferError
-from edgefer.evaluate import evaluate_probs, load_keras, predict_keras
+from edgefer.evaluate import evaluate_probs, open_model, scores_in_batches
 from edgefer.labels import parse_task
 from edgefer.plots import confusion
 from edgefer.train.callbacks import EpochCheckpoint, ProgressBar, RestoreCallbackState, RunState
@@ -165,18 +165,15 @@ def _callbacks(cfg: TrainConfig, state: RunState, run_dir: Path, card: dict, ste
 
 def final_report(run_dir: Path, parts: dict[str, Part], state: RunState, task) -> dict:
     """Score the best model on validation (and test, if the data has one): metrics.json, confusion.png."""
-    model = load_keras(run_dir / "model.keras")
-    from edgefer.model_card import read_card
-    from edgefer.preprocess import Preprocessing
-
-    prep = Preprocessing.from_dict(read_card(run_dir / "model.keras")["preprocessing"])
+    # The same evaluation path as `edgefer evaluate`: the model with its model.meta.json.
+    runtime, _, _, prep = open_model(run_dir / "model.keras")
     t0 = time.perf_counter()
     results = {}
     for role in ("val", "test"):
         if role in parts:
             p = parts[role]
             results[role] = {"split": p.name, **evaluate_probs(
-                predict_keras(model, prep.apply(p.images)), p.labels, task.class_names)}
+                scores_in_batches(runtime, prep.apply(p.images)), p.labels, task.class_names)}
     shown = results.get("test", results["val"])
     confusion(shown["confusion"], task.class_names, run_dir / "confusion.png",
               f"{run_dir.name}: {shown['split']} (row %), accuracy {100 * shown['accuracy']:.2f}%")
