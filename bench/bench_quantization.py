@@ -34,6 +34,7 @@ def main() -> int:
     print(format_table(TABLE_HEADERS, table_rows(result)))
     checks = {r["format"]: {"drop_points": round(r["drop_points"], 3),
                             "agreement": round(r["agreement"], 4),
+                            "disagreements": r["disagreements"],
                             "pass": r["drop_points"] <= args.max_drop and r["agreement"] >= args.min_agreement}
               for r in result["rows"] if r["format"] in INT8}
     ok = bool(checks) and all(c["pass"] for c in checks.values())

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import re
-import sys
 
 import numpy as np
 
@@ -42,8 +42,9 @@ def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: 
     elif fmt != "tflite-fp32":
         raise EdgeferError(f"format '{fmt}': expected one of {', '.join(TFLITE_FORMATS)}")
     try:
-        # Keras' export prints "Saved artifact at ..." on stdout, which belongs to our --json.
-        with contextlib.redirect_stdout(sys.stderr):
+        # Keras' export prints "Saved artifact at ..." and a listing of every captured variable
+        # on stdout, which belongs to our --json; it says nothing a user can act on.
+        with contextlib.redirect_stdout(io.StringIO()):
             flat = conv.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError, ...
         raise EdgeferError(f"{model.name}: {fmt} conversion failed: {_explain(model, str(exc))}") from None

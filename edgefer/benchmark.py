@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from edgefer.data import FerData
@@ -52,6 +53,7 @@ def benchmark(bundle_dir: str | Path, data: FerData, split: str, threads: int = 
     ref = next((f for f in FLOAT_REFERENCES if f in probs), rows[0]["format"])
     ref_row = next(r for r in rows if r["format"] == ref)
     ref_pred = probs[ref].argmax(axis=1)
+    ref_top2 = np.sort(probs[ref], axis=1)[:, -2:]
     for r in rows:
         rep, ref_rep = r["report"], ref_row["report"]
         r["accuracy"] = rep["accuracy"]
@@ -60,8 +62,21 @@ def benchmark(bundle_dir: str | Path, data: FerData, split: str, threads: int = 
             100 * (ref_rep["per_class"][c]["recall"] - rep["per_class"][c]["recall"])
             for c in task.class_names)
         r["agreement"] = float((probs[r["format"]].argmax(axis=1) == ref_pred).mean())
+        r["disagreements"] = _disagreements(probs[r["format"]], ref_pred, ref_top2)
     return {"bundle": str(bundle_dir), "split": split, "count": len(x), "reference": ref,
             "threads": threads, "rows": rows}
+
+
+def _disagreements(scores: np.ndarray, ref_pred: np.ndarray, ref_top2: np.ndarray) -> dict:
+    """Why a quantized model disagrees with the float one. An int8 output has 256 levels, so two
+    classes the float model separates by less than one step come out exactly tied (argmax then
+    takes the first); `tied` counts those, `ref_margin_median` is the float model's top-1 minus
+    top-2 score on the disagreeing images."""
+    differ = scores.argmax(axis=1) != ref_pred
+    top2 = np.sort(scores[differ], axis=1)[:, -2:]
+    margins = ref_top2[differ, 1] - ref_top2[differ, 0]
+    return {"count": int(differ.sum()), "tied": int((top2[:, 1] == top2[:, 0]).sum()),
+            "ref_margin_median": float(np.median(margins)) if len(margins) else None}
 
 
 def table_rows(result: dict) -> list[list]:
