@@ -53,14 +53,14 @@ def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: 
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError, ...
         raise EdgeferError(f"{model.name}: {fmt} conversion failed: {_explain(model, str(exc))}") from None
     if fmt == "tflite-int8":
-        left_float = float_ops(flat)
+        left_float = float_ops(flat, [layer.name for layer in model.layers])
         if left_float:
             raise EdgeferError(f"{model.name}: tflite-int8: {left_float[0]} has no int8 kernel and "
                                f"would run in float ({len(left_float)} such op(s)); replace that layer")
     return flat
 
 
-def float_ops(flat: bytes) -> list[str]:
+def float_ops(flat: bytes, layer_names: list[str] = ()) -> list[str]:
     """Ops of a converted model that still compute on float tensors, as 'op OP (layer NAME)'.
 
     The converter may keep an op without an int8 kernel in float instead of failing; a "full
@@ -77,11 +77,20 @@ def float_ops(flat: bytes) -> list[str]:
         if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
             continue
         if any(i >= 0 and tensors[i]["dtype"] == np.float32 for i in op["inputs"]):
-            out_name = tensors[op["outputs"][0]]["name"]
-            parts = out_name.split("/")
-            layer = parts[-2] if len(parts) > 1 else out_name
-            found.append(f"op {op['op_name']} (layer {layer})")
+            found.append(f"op {op['op_name']} (layer {_layer_of(tensors[op['outputs'][0]]['name'], layer_names)})")
     return found
+
+
+def _layer_of(tensor_name: str, layer_names) -> str:
+    """The Keras layer a converted tensor came from. Tensor names look like
+    'model_1/conv3d_1/convolution' (Keras adds _N when a layer is called again, as the static-batch
+    wrapper does); prefer a part that names a layer of the model."""
+    parts = tensor_name.split("/")
+    for part in reversed(parts):
+        for name in (part, re.sub(r"_\d+$", "", part)):
+            if name in layer_names:
+                return name
+    return parts[-2] if len(parts) > 1 else tensor_name
 
 
 def _explain(model, message: str) -> str:

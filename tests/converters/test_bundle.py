@@ -159,3 +159,27 @@ def test_formats_in_any_order_and_only_listed_files(tiny_run, tiny_calib, tmp_pa
     assert [a.format for a in m.artifacts] == ["keras", "onnx-int8", "tflite-int8"]
     listed = {a.file for a in m.artifacts} | {"manifest.json", "edgetpu_ops.json"}
     assert {p.name for p in out.iterdir()} == listed
+
+
+def test_a_layer_without_int8_kernel_is_named_and_leaves_no_bundle(tiny_run, tiny_calib, tmp_path):
+    """TFLite has no int8 CONV_3D: the converter keeps it in float, the audit refuses it."""
+    import shutil
+
+    from edgefer.tf import keras
+
+    layers = keras.layers
+    x = inputs = keras.Input((48, 48, 1), name="image")
+    x = layers.Conv2D(4, 3)(x)
+    x = layers.Reshape((46, 46, 4, 1))(x)
+    x = layers.Conv3D(2, (3, 3, 2), name="volume_conv")(x)
+    x = layers.GlobalAveragePooling3D()(x)
+    outputs = layers.Dense(7, activation="softmax")(x)
+    model_path = tmp_path / "model.keras"
+    keras.Model(inputs, outputs).save(model_path)
+    shutil.copy(tiny_run / "model.meta.json", tmp_path / "model.meta.json")
+    out = tmp_path / "b"
+    res = run("convert", model_path, "--calib", tiny_calib, "--out", out,
+              "--formats", "tflite-fp32,tflite-int8")
+    assert res.exit_code == 2
+    assert "op CONV_3D (layer volume_conv) has no int8 kernel" in res.output
+    assert {p.name for p in tmp_path.iterdir()} == {"model.keras", "model.meta.json"}  # no temp dir
