@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: 
     return flat
 
 
-def float_ops(flat: bytes, layer_names: list[str] = ()) -> list[str]:
+def float_ops(flat: bytes, layer_names: Sequence[str] = ()) -> list[str]:
     """Ops of a converted model that still compute on float tensors, as 'op OP (layer NAME)'.
 
     The converter may keep an op without an int8 kernel in float instead of failing; a "full
@@ -81,7 +82,7 @@ def float_ops(flat: bytes, layer_names: list[str] = ()) -> list[str]:
     return found
 
 
-def _layer_of(tensor_name: str, layer_names) -> str:
+def _layer_of(tensor_name: str, layer_names: Sequence[str]) -> str:
     """The Keras layer a converted tensor came from. Tensor names look like
     'model_1/conv3d_1/convolution' (Keras adds _N when a layer is called again, as the static-batch
     wrapper does); prefer a part that names a layer of the model."""
