@@ -26,6 +26,11 @@ from edgefer.errors import EdgeferError
 @click.option("--learning-rate", type=float)
 @click.option("--dropout", type=float)
 @click.option("--patience", type=int, help="Early-stopping patience P (ReduceLROnPlateau at P/4); 0 = off.")
+@click.option("--schedule", type=click.Choice(["plateau", "cosine"]),
+              help="Learning rate: cut x0.1 on a val-loss plateau, or cosine decay over --epochs.")
+@click.option("--warmup-epochs", type=int, help="Linear learning-rate warm-up (cosine schedule).")
+@click.option("--label-smoothing", type=float)
+@click.option("--mixup", type=float, help="Mixup alpha (pairs mixed within a batch); 0 = off.")
 @click.option("--balance", type=click.Choice(["none", "weights", "sampling"]),
               help="Class-imbalance handling: class weights or balanced sampling.")
 @click.option("--val-fraction", type=float,

@@ -26,7 +26,7 @@ class RunState:
     def __init__(self, run_dir: Path):
         self.path = run_dir / "checkpoint" / "state.json"
         self.data = {"epoch": 0, "checkpoint": None, "best_val_accuracy": -1.0, "best_epoch": 0,
-                     "history": [], "callbacks": {}, "train_seconds": 0.0, "stopped_early": False,
+                     "history": [], "callbacks": {}, "seed_states": [], "train_seconds": 0.0, "stopped_early": False,
                      "finished": False}
 
     def load(self) -> "RunState":
@@ -95,6 +95,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         st["history"].append(row)
         st["callbacks"] = {name: {a: _plain(getattr(cb, a)) for a in _CALLBACK_FIELDS[name]}
                            for name, cb in self.named.items()}
+        st["seed_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in seed_states(self.model)]
         st["epoch"], st["checkpoint"] = epoch + 1, ckpt
         st["train_seconds"] += seconds
         st["stopped_early"] = bool(self.model.stop_training)  # EarlyStopping runs before us
@@ -103,6 +104,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             (self.run_dir / "checkpoint" / previous).unlink(missing_ok=True)
         write_csv(self.run_dir / "history.csv", HISTORY_FIELDS, st["history"])
         training_curves(st["history"], self.run_dir / "curves.png", self.card["arch"])
+
+
+def seed_states(model) -> list:
+    """The dropout layers' random-stream states. A .keras file does not restore them (a loaded
+    model starts the streams afresh), so the run state carries them: without them a resumed run
+    draws other dropout masks than an uninterrupted one."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
 
 
 def _plain(value):

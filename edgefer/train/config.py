@@ -35,6 +35,11 @@ class TrainConfig:
     patience: int = 0  # early stopping patience; 0 = off. ReduceLROnPlateau x0.1 at patience/4
     balance: str = "none"  # none | weights (class weights) | sampling (balanced batches)
     label_smoothing: float = 0.0
+    # plateau: x0.1 when val_loss stalls (patience/4); cosine: decay to 0 over `epochs` after a
+    # linear warm-up, a function of the epoch only (so a resumed run gets the same rates).
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs within a batch; 0 = off
     val_fraction: float = 0.0  # >0: pool every split and hold out this stratified fraction
     train_fraction: float = 1.0  # <1: train on a seeded stratified share (a CPU budget)
     train_split: str = "auto"
@@ -56,6 +61,9 @@ class TrainConfig:
             "train_fraction": 0 < self.train_fraction <= 1,
             "zoom_min": 0 < self.zoom_min <= self.zoom_max,
             "patience": self.patience >= 0,
+            "schedule": self.schedule in ("plateau", "cosine"),
+            "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
+            "mixup": self.mixup >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -58,6 +58,19 @@ def augment_matrices(n, seed, cfg, size: int):
     return tf.reshape(m, (n, 9))[:, :8]
 
 
+def mixup(x, y, seed, alpha: float):
+    """Mix each image and target with the batch's reversed order by lambda ~ Beta(alpha, alpha)
+    (two stateless gammas), keyed like the augmentation so resumed epochs mix the same pairs."""
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    g1 = tf.random.stateless_gamma([n], seeds[0], alpha)
+    g2 = tf.random.stateless_gamma([n], seeds[1], alpha)
+    lam = g1 / (g1 + g2)
+    lx = tf.reshape(lam, [-1, 1, 1, 1])
+    ly = tf.reshape(lam, [-1] + [1] * (len(y.shape) - 1))
+    return lx * x + (1 - lx) * x[::-1], ly * y + (1 - ly) * tf.cast(y[::-1], y.dtype)
+
+
 def train_dataset(images: np.ndarray, targets: np.ndarray, cfg, initial_epoch: int,
                   weights: np.ndarray | None = None, sample_p: np.ndarray | None = None,
                   full_batches_only: bool = False):
@@ -97,6 +110,8 @@ def train_dataset(images: np.ndarray, targets: np.ndarray, cfg, initial_epoch: i
             x = tf.repeat(x, 3, axis=-1)
         x.set_shape([None, size, size, prep.channels])
         y = tf.gather(targets_t, idx)
+        if cfg.mixup > 0:
+            x, y = mixup(x, y, tf.stack([seed[0] + 1, seed[1]]), cfg.mixup)
         if weights_t is None:
             return x, y
         return x, y, tf.gather(weights_t, idx)

@@ -14,7 +14,8 @@ from edgefer.errors import EdgeferError
 from edgefer.evaluate import evaluate_probs, open_model, scores_in_batches
 from edgefer.labels import parse_task
 from edgefer.plots import confusion
-from edgefer.train.callbacks import EpochCheckpoint, ProgressBar, RestoreCallbackState, RunState
+from edgefer.train.callbacks import (EpochCheckpoint, ProgressBar, RestoreCallbackState, RunState,
+                                     seed_states)
 from edgefer.train.config import TrainConfig
 from edgefer.train.data import Part, task_parts
 from edgefer.train.pipeline import class_balance, train_dataset
@@ -88,7 +89,7 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
     from edgefer.models import get_arch
     from edgefer.tf import keras
 
-    keras.utils.set_random_seed(cfg.seed + state["epoch"])
+    keras.utils.set_random_seed(cfg.seed)
     task = parse_task(cfg.task)
     data = data if data is not None else _load_data(cfg, data_path, ferplus, skip_bad)
     parts = task_parts(data, task, cfg)
@@ -101,6 +102,8 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
     with strategy.scope():
         if resume:
             model = keras.models.load_model(run_dir / "checkpoint" / state["checkpoint"], safe_mode=True)
+            for var, value in zip(seed_states(model), state["seed_states"], strict=True):
+                var.assign(np.asarray(value, dtype=var.dtype))
         else:
             model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout)
             compile_model(model, cfg, binary)
@@ -152,15 +155,26 @@ def _datasets(parts: dict[str, Part], cfg: TrainConfig, k: int, binary: bool, re
 def _callbacks(cfg: TrainConfig, state: RunState, run_dir: Path, card: dict, steps: int) -> list:
     from edgefer.tf import keras
 
-    named = {}
+    named, schedule = {}, []
     if cfg.patience:
         named["early_stopping"] = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+    if cfg.schedule == "cosine":
+        schedule = [keras.callbacks.LearningRateScheduler(lambda epoch: cosine_lr(cfg, epoch))]
+    elif cfg.patience:
         named["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.1, patience=max(1, cfg.patience // 4), min_lr=1e-6)
     last_lr = state["history"][-1]["learning_rate"] if state["history"] else None
-    return [*named.values(), RestoreCallbackState(named, state, last_lr),
+    return [*named.values(), RestoreCallbackState(named, state, last_lr), *schedule,
             EpochCheckpoint(run_dir, state, named, card),
             ProgressBar(cfg.epochs, state["epoch"], steps)]
+
+
+def cosine_lr(cfg: TrainConfig, epoch: int) -> float:
+    """Linear warm-up to the base rate, then half a cosine down to zero at the last epoch."""
+    if epoch < cfg.warmup_epochs:
+        return cfg.learning_rate * (epoch + 1) / (cfg.warmup_epochs + 1)
+    progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+    return float(cfg.learning_rate * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
 def final_report(run_dir: Path, parts: dict[str, Part], state: RunState, task) -> dict:

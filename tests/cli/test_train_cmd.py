@@ -73,6 +73,24 @@ def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
     assert [p.name for p in (out / "checkpoint").iterdir()] == ["state.json"]  # finished
 
 
+def test_resumed_run_matches_an_uninterrupted_one(tiny_csv, tmp_path, monkeypatch):
+    """Kill after epoch 2 of 4, resume: every epoch's loss and the final weights equal those of a
+    straight run (dropout, augmentation, mixup and the cosine schedule all resume exactly)."""
+    args = ["--arch", "seed-fcn7", "--data", tiny_csv, "--epochs", 4, "--batch-size", 32,
+            "--schedule", "cosine", "--warmup-epochs", 1, "--mixup", 0.4]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run("train", *args, "--out", straight).exit_code == 0
+    assert train_killed_after_epoch_2(monkeypatch, *args, "--out", resumed).exit_code != 0
+    assert run("train", "--data", tiny_csv, "--resume", resumed).exit_code == 0
+
+    def losses(run_dir):
+        rows = (run_dir / "history.csv").read_text().splitlines()[1:]
+        return [[float(v) for v in line.split(",")[1:3] + line.split(",")[5:6]] for line in rows]
+
+    assert len(losses(straight)) == 4
+    assert losses(resumed) == losses(straight)  # loss, accuracy, learning rate per epoch
+
+
 def test_bad_inputs_exit_2(tiny_csv, tmp_path):
     assert "arch 'vgg'" in run("train", "--arch", "vgg", "--data", tiny_csv, "--out", tmp_path / "a").output
     not_model = tmp_path / "m.keras"
