@@ -27,12 +27,22 @@ def main() -> int:
     params = load_keras(args.model).count_params()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        manifest, _ = convert_bundle(args.model, Path(tmp) / "bundle", DEFAULT_FORMATS, args.calib,
-                                     log=lambda m: print(m, file=sys.stderr))
+        manifest, _ = convert_bundle(
+            args.model,
+            Path(tmp) / "bundle",
+            DEFAULT_FORMATS,
+            args.calib,
+            log=lambda m: print(m, file=sys.stderr),
+        )
         seconds = time.perf_counter() - t0
-    out = {"model": args.model, "parameters": params, "formats": [a.format for a in manifest.artifacts],
-           "seconds": round(seconds, 1), "target": f"< {args.max_seconds} s",
-           "pass": seconds < args.max_seconds}
+    out = {
+        "model": args.model,
+        "parameters": params,
+        "formats": [a.format for a in manifest.artifacts],
+        "seconds": round(seconds, 1),
+        "target": f"< {args.max_seconds} s",
+        "pass": seconds < args.max_seconds,
+    }
     print(json.dumps(out))
     return 0 if out["pass"] else 1
 

@@ -37,7 +37,9 @@ def recall(reference: list, candidate: list) -> float:
     from edgefer.device.detector import iou
 
     total = sum(len(r) for r in reference)
-    hit = sum(any(iou(b, c) >= 0.5 for c in cand) for ref, cand in zip(reference, candidate) for b in ref)
+    hit = sum(
+        any(iou(b, c) >= 0.5 for c in cand) for ref, cand in zip(reference, candidate) for b in ref
+    )
     return hit / total if total else 1.0
 
 
@@ -54,7 +56,7 @@ def main() -> int:
     from edgefer.cli.common import format_table
     from edgefer.device.detector import TrackingConfig
     from edgefer.device.stats import summarize
-    from facevideo import write_face_video
+    from edgefer.samples import write_face_video
 
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,17 +66,40 @@ def main() -> int:
     rows, out = [], {}
     for name, boxes, t in (("naive", naive_boxes, naive_t), ("fast", fast_boxes, fast_t)):
         s = summarize(t)
-        out[name] = {"fps": round(s["fps"], 1), "detect_p50_ms": round(s["stages"]["detect"]["p50"], 2),
-                     "total_p50_ms": round(s["stages"]["total"]["p50"], 2),
-                     "frames_with_face": sum(bool(b) for b in boxes),
-                     "recall": round(recall(naive_boxes, boxes), 4)}
-        rows.append([name, out[name]["fps"], out[name]["detect_p50_ms"], out[name]["total_p50_ms"],
-                     out[name]["frames_with_face"], f"{100 * out[name]['recall']:.1f}"])
-    print(format_table(["setting", "FPS", "detect p50 ms", "total p50 ms", "frames with face", "recall %"], rows))
+        out[name] = {
+            "fps": round(s["fps"], 1),
+            "detect_p50_ms": round(s["stages"]["detect"]["p50"], 2),
+            "total_p50_ms": round(s["stages"]["total"]["p50"], 2),
+            "frames_with_face": sum(bool(b) for b in boxes),
+            "recall": round(recall(naive_boxes, boxes), 4),
+        }
+        rows.append(
+            [
+                name,
+                out[name]["fps"],
+                out[name]["detect_p50_ms"],
+                out[name]["total_p50_ms"],
+                out[name]["frames_with_face"],
+                f"{100 * out[name]['recall']:.1f}",
+            ]
+        )
+    print(
+        format_table(
+            ["setting", "FPS", "detect p50 ms", "total p50 ms", "frames with face", "recall %"],
+            rows,
+        )
+    )
     ok = out["fast"]["fps"] >= args.min_fps and out["fast"]["recall"] >= 1 - args.max_recall_loss
-    print(json.dumps({**out, "frames": len(naive_boxes),
-                      "target": f"fast >= {args.min_fps} FPS, recall >= {1 - args.max_recall_loss:.2f}",
-                      "pass": ok}))
+    print(
+        json.dumps(
+            {
+                **out,
+                "frames": len(naive_boxes),
+                "target": f"fast >= {args.min_fps} FPS, recall >= {1 - args.max_recall_loss:.2f}",
+                "pass": ok,
+            }
+        )
+    )
     return 0 if ok else 1
 
 

@@ -33,10 +33,16 @@ def main() -> int:
     ap.add_argument("--max-rss-mb", type=float, default=500.0)
     args = ap.parse_args()
     if not Path(args.path).exists():
-        print(f"error: {args.path}: not found; expected the FER2013 CSV or image folders", file=sys.stderr)
+        print(
+            f"error: {args.path}: not found; expected the FER2013 CSV or image folders",
+            file=sys.stderr,
+        )
         return 2
-    out = json.loads(subprocess.run([sys.executable, "-c", CHILD, args.path], check=True,
-                                    capture_output=True, text=True).stdout)
+    out = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", CHILD, args.path], check=True, capture_output=True, text=True
+        ).stdout
+    )
     ok = out["seconds"] < args.max_seconds and out["peak_rss_mb"] < args.max_rss_mb
     out["target"] = f"< {args.max_seconds} s and < {args.max_rss_mb} MB"
     out["pass"] = ok

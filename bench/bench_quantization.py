@@ -29,18 +29,37 @@ def main() -> int:
     from edgefer.cli.common import format_table
     from edgefer.data import load_fer
 
-    result = benchmark(args.bundle, load_fer(args.data), args.split, latency_runs=200,
-                       log=lambda m: print(m, file=sys.stderr))
+    result = benchmark(
+        args.bundle,
+        load_fer(args.data),
+        args.split,
+        latency_runs=200,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(format_table(TABLE_HEADERS, table_rows(result)))
-    checks = {r["format"]: {"drop_points": round(r["drop_points"], 3),
-                            "agreement": round(r["agreement"], 4),
-                            "disagreements": r["disagreements"],
-                            "pass": r["drop_points"] <= args.max_drop and r["agreement"] >= args.min_agreement}
-              for r in result["rows"] if r["format"] in INT8}
+    checks = {
+        r["format"]: {
+            "drop_points": round(r["drop_points"], 3),
+            "agreement": round(r["agreement"], 4),
+            "disagreements": r["disagreements"],
+            "pass": r["drop_points"] <= args.max_drop and r["agreement"] >= args.min_agreement,
+        }
+        for r in result["rows"]
+        if r["format"] in INT8
+    }
     ok = bool(checks) and all(c["pass"] for c in checks.values())
-    print(json.dumps({"bundle": args.bundle, "split": args.split, "reference": result["reference"],
-                      "target": f"drop <= {args.max_drop} pts and agreement >= {args.min_agreement}",
-                      "int8": checks, "pass": ok}))
+    print(
+        json.dumps(
+            {
+                "bundle": args.bundle,
+                "split": args.split,
+                "reference": result["reference"],
+                "target": f"drop <= {args.max_drop} pts and agreement >= {args.min_agreement}",
+                "int8": checks,
+                "pass": ok,
+            }
+        )
+    )
     return 0 if ok else 1
 
 

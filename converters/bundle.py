@@ -11,29 +11,49 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from edgefer import calibration
 from edgefer.atomic import atomic_dir
-from edgefer.hashing import sha256_file
+from edgefer.device.backends import runtime_specs
 from edgefer.device.manifest import FORMAT, FORMATS, Manifest, TensorSpec
 from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime
 from edgefer.errors import EdgeferError
 from edgefer.evaluate import load_keras
-from edgefer.model_card import read_card
+from edgefer.hashing import sha256_file
+from edgefer.model_card import read_card, write_card
 
-DEFAULT_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx",
-                   "onnx-int8", "edgetpu")
+DEFAULT_FORMATS = (
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "onnx",
+    "onnx-int8",
+    "edgetpu",
+)
 NEEDS_CALIBRATION = {"tflite-int8", "onnx-int8", "edgetpu"}
-FILES = {"keras": "model.keras", "tflite-fp32": "model_fp32.tflite",
-         "tflite-fp16": "model_fp16.tflite", "tflite-dynamic": "model_dynamic.tflite",
-         "tflite-int8": "model_int8.tflite", "onnx": "model.onnx", "onnx-int8": "model_int8.onnx",
-         "edgetpu": "model_int8_edgetpu.tflite"}
+FILES = {
+    "keras": "model.keras",
+    "tflite-fp32": "model_fp32.tflite",
+    "tflite-fp16": "model_fp16.tflite",
+    "tflite-dynamic": "model_dynamic.tflite",
+    "tflite-int8": "model_int8.tflite",
+    "onnx": "model.onnx",
+    "onnx-int8": "model_int8.onnx",
+    "edgetpu": "model_int8_edgetpu.tflite",
+}
 
 
 def _tools() -> dict[str, str]:
     out = {}
-    for dist in ("edgefer", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"):
+    for dist in (
+        "edgefer",
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "ai-edge-litert",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -41,31 +61,28 @@ def _tools() -> dict[str, str]:
     return out
 
 
-def _tflite_spec(detail) -> TensorSpec:
-    scale, zp = detail["quantization"]
-    dtype = np.dtype(detail["dtype"]).name
-    return TensorSpec(name=detail["name"], shape=[int(d) for d in detail["shape"]], dtype=dtype,
-                      quantization={"scale": scale, "zero_point": zp} if dtype != "float32" else None)
-
-
 def _specs(fmt: str, path: Path) -> tuple[TensorSpec | None, TensorSpec | None]:
     if fmt == "keras":
         return None, None
-    if fmt.startswith("onnx"):
-        rt = OnnxRuntime(path)
-        tensors = (rt.session.get_inputs()[0], rt.session.get_outputs()[0])
-        return tuple(TensorSpec(name=t.name, shape=rt.spec(t)[0], dtype=rt.spec(t)[1]) for t in tensors)
-    rt = TFLiteRuntime(path)
-    return _tflite_spec(rt.input), _tflite_spec(rt.output)
+    return runtime_specs(OnnxRuntime(path) if fmt.startswith("onnx") else TFLiteRuntime(path))
 
 
-def convert_bundle(model_path: str | Path, out_dir: str | Path, formats=DEFAULT_FORMATS,
-                   calib_path: str | Path | None = None, calib_count: int | None = None,
-                   io_type: str = "int8", force: bool = False, opset: int = 17,
-                   log=print) -> tuple[Manifest, dict | None]:
+def convert_bundle(
+    model_path: str | Path,
+    out_dir: str | Path,
+    formats=DEFAULT_FORMATS,
+    calib_path: str | Path | None = None,
+    calib_count: int | None = None,
+    io_type: str = "int8",
+    force: bool = False,
+    opset: int = 17,
+    detectors=(),
+    log=print,
+) -> tuple[Manifest, dict | None]:
     """Convert and write the bundle; returns the manifest and the Edge TPU op report (if asked)."""
     from edgefer.converters import edgetpu
     from edgefer.converters.calibration_check import check, subset
+    from edgefer.converters.detectors import add_detector
     from edgefer.converters.onnx import convert_onnx, quantize_onnx
     from edgefer.converters.tflite import convert_tflite
 
@@ -78,19 +95,28 @@ def convert_bundle(model_path: str | Path, out_dir: str | Path, formats=DEFAULT_
     calib_x, calib_ref = None, None
     if NEEDS_CALIBRATION & set(formats):
         if calib_path is None:
-            raise EdgeferError(f"--calib: required for {', '.join(sorted(NEEDS_CALIBRATION & set(formats)))}")
+            raise EdgeferError(
+                f"--calib: required for {', '.join(sorted(NEEDS_CALIBRATION & set(formats)))}"
+            )
         calib = calibration.load(calib_path)
         problems = check(calib, card, str(calib_path))
         for p in problems:
             if not force:
-                raise EdgeferError(f"{calib_path}: {p}; rebuild it to match the model or pass --force")
+                raise EdgeferError(
+                    f"{calib_path}: {p}; rebuild it to match the model or pass --force"
+                )
             log(f"warning: {calib_path}: {p} (--force)")
         calib_x = subset(calib, calib_count)
-        calib_ref = {"file": Path(calib_path).name, "sha256": calib.meta["sha256"], "count": len(calib_x)}
+        calib_ref = {
+            "file": Path(calib_path).name,
+            "sha256": calib.meta["sha256"],
+            "count": len(calib_x),
+        }
 
     report = None
     with atomic_dir(out_dir) as tmp:
         model.save(tmp / FILES["keras"])
+        write_card(tmp / FILES["keras"], card)  # the float model stays re-convertible
         done = ["keras"]
 
         def ensure(fmt: str) -> Path:
@@ -130,14 +156,29 @@ def convert_bundle(model_path: str | Path, out_dir: str | Path, formats=DEFAULT_
         for fmt in done:
             path = tmp / FILES[fmt]
             inp, out = _specs(fmt, path)
-            artifacts.append({"file": path.name, "format": fmt, "sha256": sha256_file(path),
-                              "size": path.stat().st_size, "input": inp, "output": out})
+            artifacts.append(
+                {
+                    "file": path.name,
+                    "format": fmt,
+                    "sha256": sha256_file(path),
+                    "size": path.stat().st_size,
+                    "input": inp,
+                    "output": out,
+                }
+            )
         manifest = Manifest(
-            format=FORMAT, arch=card["arch"], task=card["task"], labels=card["class_names"],
+            format=FORMAT,
+            arch=card["arch"],
+            task=card["task"],
+            labels=card["class_names"],
             output="sigmoid" if card.get("binary_sigmoid") else "softmax",
             preprocessing=card["preprocessing"],
             source_model={"file": model_path.name, "sha256": sha256_file(model_path)},
-            calibration=calib_ref, tools=_tools(),
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), artifacts=artifacts)
+            calibration=calib_ref,
+            tools=_tools(),
+            detectors=[add_detector(d, tmp) for d in detectors],
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            artifacts=artifacts,
+        )
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     return manifest, report

@@ -17,22 +17,36 @@ def check(calib: CalibrationSet, card: dict, where: str) -> list[str]:
     if calib.x.dtype != np.float32:
         raise EdgeferError(f"{where}: x is {calib.x.dtype}; expected float32")
     if tuple(calib.x.shape[1:]) != prep.input_shape:
-        raise EdgeferError(f"{where}: samples are {tuple(calib.x.shape[1:])} but the model takes "
-                           f"{prep.input_shape}; rebuild it with matching --size/--channels")
+        raise EdgeferError(
+            f"{where}: samples are {tuple(calib.x.shape[1:])} but the model takes "
+            f"{prep.input_shape}; rebuild it with matching --size/--channels"
+        )
+    bad = int((~np.isfinite(calib.x)).sum())
+    if bad:
+        raise EdgeferError(
+            f"{where}: x has {bad} NaN or infinite values; expected finite preprocessed pixels"
+        )
     problems = []
     calib_prep = calib.meta.get("preprocessing", {}).get("normalization")
     if calib_prep != prep.normalization:
-        problems.append(f"normalization is {calib_prep}, the model was trained with {prep.normalization}")
+        problems.append(
+            f"normalization is {calib_prep}, the model was trained with {prep.normalization}"
+        )
     lo, hi = prep.value_range
     if calib.x.min() < lo - 1e-3 or calib.x.max() > hi + 1e-3:
-        problems.append(f"values span [{calib.x.min():.3f}, {calib.x.max():.3f}], outside the "
-                        f"model's input range [{lo:g}, {hi:g}]")
+        problems.append(
+            f"values span [{calib.x.min():.3f}, {calib.x.max():.3f}], outside the "
+            f"model's input range [{lo:g}, {hi:g}]"
+        )
     elif calib.x.max() - calib.x.min() < 0.5 * (hi - lo):
-        problems.append(f"values span only [{calib.x.min():.3f}, {calib.x.max():.3f}] of the model's "
-                        f"input range [{lo:g}, {hi:g}]; int8 would clip real inputs")
+        problems.append(
+            f"values span only [{calib.x.min():.3f}, {calib.x.max():.3f}] of the model's "
+            f"input range [{lo:g}, {hi:g}]; int8 would clip real inputs"
+        )
     if list(calib.meta.get("class_names", [])) != list(card["class_names"]):
-        problems.append(f"classes {calib.meta.get('class_names')} differ from the model's "
-                        f"{card['class_names']}")
+        problems.append(
+            f"classes {calib.meta.get('class_names')} differ from the model's {card['class_names']}"
+        )
     missing = [c for i, c in enumerate(card["class_names"]) if not (calib.y == i).any()]
     if missing:
         problems.append(f"no samples of {', '.join(missing)}")

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgefer.converters.tflite_graph import read_ops
 from edgefer.errors import EdgeferError
+from edgefer.quiet import native_stderr_silenced
 from edgefer.tf import tf
 
 TFLITE_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8")
@@ -28,7 +30,9 @@ def _converter(model):
     return tf.lite.TFLiteConverter.from_keras_model(static)
 
 
-def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: str = "int8") -> bytes:
+def convert_tflite(
+    model, fmt: str, calib_x: np.ndarray | None = None, io_type: str = "int8"
+) -> bytes:
     conv = _converter(model)
     if fmt == "tflite-fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -37,7 +41,7 @@ def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: 
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     elif fmt == "tflite-int8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ([calib_x[i:i + 1]] for i in range(len(calib_x)))
+        conv.representative_dataset = lambda: ([calib_x[i : i + 1]] for i in range(len(calib_x)))
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = IO_TYPES[io_type]
         conv.inference_output_type = IO_TYPES[io_type]
@@ -50,14 +54,19 @@ def convert_tflite(model, fmt: str, calib_x: np.ndarray | None = None, io_type: 
         # legacy quantized_input_stats API; full-int8 takes its input range from calibration.
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            flat = conv.convert()
-    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError, ...
-        raise EdgeferError(f"{model.name}: {fmt} conversion failed: {_explain(model, str(exc))}") from None
+            with native_stderr_silenced():
+                flat = conv.convert()
+    except Exception as exc:  # noqa: BLE001 -- the converter raises ConverterError, ValueError, RuntimeError, ...
+        raise EdgeferError(
+            f"{model.name}: {fmt} conversion failed: {_explain(model, str(exc))}"
+        ) from None
     if fmt == "tflite-int8":
         left_float = float_ops(flat, [layer.name for layer in model.layers])
         if left_float:
-            raise EdgeferError(f"{model.name}: tflite-int8: {left_float[0]} has no int8 kernel and "
-                               f"would run in float ({len(left_float)} such op(s)); replace that layer")
+            raise EdgeferError(
+                f"{model.name}: tflite-int8: {left_float[0]} has no int8 kernel and "
+                f"would run in float ({len(left_float)} such op(s)); replace that layer"
+            )
     return flat
 
 
@@ -66,19 +75,12 @@ def float_ops(flat: bytes, layer_names: Sequence[str] = ()) -> list[str]:
 
     The converter may keep an op without an int8 kernel in float instead of failing; a "full
     integer" model with such an op is slow on a CPU and splits an Edge TPU graph."""
-    from edgefer.device.runtimes import tflite_module
-
-    module = tflite_module()
-    interp = module.Interpreter(
-        model_content=flat,
-        experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
     found = []
-    for op in interp._get_ops_details():
-        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+    for op in read_ops(flat):
+        if op.name in ("QUANTIZE", "DEQUANTIZE"):
             continue
-        if any(i >= 0 and tensors[i]["dtype"] == np.float32 for i in op["inputs"]):
-            found.append(f"op {op['op_name']} (layer {_layer_of(tensors[op['outputs'][0]]['name'], layer_names)})")
+        if "FLOAT32" in op.input_types:
+            found.append(f"op {op.name} (layer {_layer_of(op.output_name, layer_names)})")
     return found
 
 
@@ -99,7 +101,10 @@ def _explain(model, message: str) -> str:
     ops = sorted(set(re.findall(r"'(tf\.\w+|tfl\.\w+)' op", message)))
     if not ops:
         return message.strip().splitlines()[-1][:300]
-    layers = [layer.name for layer in model.layers
-              if any(op.split(".")[1].lower() in type(layer).__name__.lower() for op in ops)]
+    layers = [
+        layer.name
+        for layer in model.layers
+        if any(op.split(".")[1].lower() in type(layer).__name__.lower() for op in ops)
+    ]
     where = f" (layer {', '.join(layers)})" if layers else ""
     return f"op {', '.join(ops)}{where} has no int8/builtin kernel; replace that layer or drop the format"

@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 
 from edgefer.errors import EdgeferError
 
-EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib",
-                   "Windows": "edgetpu.dll"}
+EDGETPU_LIBRARY = {
+    "Linux": "libedgetpu.so.1",
+    "Darwin": "libedgetpu.1.dylib",
+    "Windows": "edgetpu.dll",
+}
 GPU_LIBRARY = "libtensorflowlite_gpu_delegate.so"
 INSTALL = {
     "edgetpu": "install the Edge TPU runtime (Debian/Raspberry Pi OS: apt-get install "
-               "libedgetpu1-std from Coral's apt repository) and plug in the Coral device",
+    "libedgetpu1-std from Coral's apt repository) and plug in the Coral device",
     "gpu": "build or install the TFLite GPU delegate shared library and pass its path with "
-           "--delegate-library",
+    "--delegate-library",
     "external": "check the path given with --delegate-library",
 }
 
@@ -61,8 +64,9 @@ class DelegateSpec:
             return module.load_delegate(lib, {k: str(v) for k, v in self.options.items()})
         except (ValueError, OSError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DelegateError(f"{self.kind} delegate: cannot load {lib} ({reason}); "
-                                f"{INSTALL[self.kind]}") from None
+            raise DelegateError(
+                f"{self.kind} delegate: cannot load {lib} ({reason}); {INSTALL[self.kind]}"
+            ) from None
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict:

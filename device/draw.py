@@ -18,6 +18,32 @@ def annotate(frame: np.ndarray, detections) -> np.ndarray:
         x, y, w, h = d.box
         cv2.rectangle(img, (x, y), (x + w, y + h), (0, 200, 0), 2)
         text = f"{d.label} {d.score:.2f}"
-        cv2.putText(img, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 200, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            img,
+            text,
+            (x, max(12, y - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (0, 200, 0),
+            1,
+            cv2.LINE_AA,
+        )
     return img
+
+
+def letterbox(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`img` scaled to fit width x height and centred on black: a video has one frame size
+    (VideoWriter drops frames of any other size without a word), and a face must not be
+    stretched to fill it."""
+    h, w = img.shape[:2]
+    if (w, h) == (width, height):
+        return img
+    scale = min(width / w, height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(
+        img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    out = np.zeros((height, width, 3), np.uint8)
+    x0, y0 = (width - nw) // 2, (height - nh) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = resized
+    return out

@@ -7,13 +7,21 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, shown
 
 FORMAT = "edgefer-bundle/1"
-FORMATS = ("keras", "tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx",
-           "onnx-int8", "edgetpu")
+FORMATS = (
+    "keras",
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "onnx",
+    "onnx-int8",
+    "edgetpu",
+)
 
 
 class Strict(BaseModel):
@@ -32,13 +40,32 @@ class TensorSpec(Strict):
     quantization: Quantization | None = None
 
 
-class Artifact(Strict):
+class BundleFile(Strict):
     file: str
-    format: Literal[FORMATS]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
+
+    @field_validator("file")
+    @classmethod
+    def _bare_file_name(cls, name: str) -> str:
+        """A manifest must not point the device at files outside its bundle."""
+        if not name.strip(".") or "/" in name or "\\" in name:
+            raise ValueError(f"{name!r} is not a file name inside the bundle")
+        return name
+
+
+class Artifact(BundleFile):
+    format: Literal[FORMATS]
     input: TensorSpec | None = None  # None for the Keras source model
     output: TensorSpec | None = None
+
+
+class DetectorArtifact(BundleFile):
+    """A face detector model shipped in the bundle, so the device needs nothing else."""
+
+    kind: Literal["blazeface"]
+    variant: Literal["short", "full"]
+    source: str  # where the weights come from, and their licence
 
 
 class PreprocessingSpec(Strict):
@@ -49,6 +76,19 @@ class PreprocessingSpec(Strict):
     offset: float
     grayscale: Literal[True] = True
     layout: Literal["NHWC"] = "NHWC"
+
+    @model_validator(mode="after")
+    def _scale_offset_match_normalization(self):
+        """scale/offset are what the device applies; they must say the same as the name."""
+        from edgefer.preprocess import NORMALIZATIONS
+
+        scale, offset = NORMALIZATIONS[self.normalization]
+        if abs(self.scale - scale) > 1e-9 * scale or abs(self.offset - offset) > 1e-9:
+            raise ValueError(
+                f"scale {self.scale} and offset {self.offset} do not match "
+                f"normalization {self.normalization} (expected {scale}, {offset})"
+            )
+        return self
 
 
 class SourceRef(Strict):
@@ -74,13 +114,39 @@ class Manifest(Strict):
     tools: dict[str, str]
     created: str
     artifacts: list[Artifact]
+    detectors: list[DetectorArtifact] = []
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str]) -> list[str]:
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"label {dup[0]!r} appears more than once; expected distinct labels")
+        return labels
+
+    @model_validator(mode="after")
+    def _outputs_fit_labels(self):
+        if self.output == "sigmoid" and len(self.labels) != 2:
+            raise ValueError(f"a sigmoid model has two labels, got {len(self.labels)}")
+        return self
 
     def artifact(self, fmt: str) -> Artifact:
         for a in self.artifacts:
             if a.format == fmt:
                 return a
-        raise EdgeferError(f"bundle has no {fmt} model; it has "
-                           f"{', '.join(a.format for a in self.artifacts)}")
+        raise EdgeferError(
+            f"bundle has no {fmt} model; it has {', '.join(a.format for a in self.artifacts)}"
+        )
+
+    def detector(self, variant: str) -> DetectorArtifact:
+        for d in self.detectors:
+            if d.variant == variant:
+                return d
+        have = ", ".join(d.variant for d in self.detectors) or "none"
+        raise EdgeferError(
+            f"bundle has no BlazeFace {variant} detector (it has: {have}); add it with "
+            f"`edgefer convert ... --detector blazeface-{variant}`"
+        )
 
 
 def load_manifest(bundle_dir: str | Path) -> Manifest:
@@ -88,10 +154,34 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
     if not path.is_file():
         raise EdgeferError(f"{path}: not found; expected a bundle made by `edgefer convert`")
     try:
-        return Manifest.model_validate(json.loads(path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise EdgeferError(f"{path}: not JSON ({exc})") from None
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise EdgeferError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise EdgeferError(f"{path}: not UTF-8 text (byte {exc.start}); expected JSON") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an int past Python's limit
+        raise EdgeferError(
+            f"{path}: not JSON edgefer can read ({str(exc).splitlines()[0]})"
+        ) from None
+    try:
+        return Manifest.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EdgeferError(f"{path}: field {where}: {err['msg']}") from None
+        where = shown(".".join(str(p) for p in err["loc"]) or "(top level)")
+        raise EdgeferError(f"{path}: field {where}: {shown(err['msg'], 200)}") from None
+    except RecursionError:
+        raise EdgeferError(f"{path}: nested too deeply; expected a bundle manifest") from None
+
+
+def artifact_path(bundle_dir: str | Path, artifact: BundleFile) -> Path:
+    """The artifact's file, which must lie inside the bundle (a symlink out of it is refused)."""
+    bundle = Path(bundle_dir).resolve()
+    path = (bundle / artifact.file).resolve()
+    if path.parent != bundle:
+        raise EdgeferError(
+            f"{bundle / artifact.file}: leads outside the bundle directory; "
+            "expected a file inside it"
+        )
+    if not path.is_file():
+        raise EdgeferError(f"{bundle / artifact.file}: listed in manifest.json but missing")
+    return path

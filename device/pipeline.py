@@ -1,9 +1,9 @@
 """Frame -> faces -> expressions, with per-stage timings. Never crashes on a frame.
 
-    pipe = Pipeline.from_bundle("bundles/edge")
-    result = pipe(frame)            # BGR, gray, BGRA, 8- or 16-bit
-    for d in result.detections: print(d.box, d.label, d.score)
-    result.timings                  # ms: detect, preprocess, inference, postprocess, total
+pipe = Pipeline.from_bundle("bundles/edge")
+result = pipe(frame)            # BGR, gray or BGRA; 8-, 16-bit, int or float (see to_gray_u8)
+for d in result.detections: print(d.box, d.label, d.score)
+result.timings                  # ms: detect, preprocess, inference, postprocess, total
 """
 
 from __future__ import annotations
@@ -12,15 +12,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from edgefer.device.backends import open_runtime
+from edgefer.device.backends import open_runtime, verify_file
+from edgefer.device.blazeface import BlazeFaceDetector
 from edgefer.device.delegates import DelegateSpec
 from edgefer.device.detector import Box, HaarConfig, HaarDetector, TrackingConfig, TrackingDetector
 from edgefer.device.manifest import Manifest
 from edgefer.device.runtimes import Runtime
 from edgefer.imaging import resize_square, to_gray_u8
 from edgefer.preprocess import Preprocessing
+
+DEFAULT_HAAR, DEFAULT_TRACKING = HaarConfig(), TrackingConfig()
+
+
+@dataclass(frozen=True)
+class BlazeFaceConfig:
+    variant: str = "short"  # short | full
+    threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,12 @@ class Detection:
     scores: dict[str, float]
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "label": self.label, "score": round(self.score, 4),
-                "scores": {k: round(v, 4) for k, v in self.scores.items()}}
+        return {
+            "box": list(self.box),
+            "label": self.label,
+            "score": round(self.score, 4),
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+        }
 
 
 @dataclass
@@ -43,49 +57,90 @@ class FrameResult:
 
 
 def crop_face(gray: np.ndarray, box: Box, margin: float, size: int) -> np.ndarray:
-    """Square crop around the box grown by `margin` on each side, clamped to the frame."""
+    """Square crop centred on the box grown by `margin` on each side, resized to size x size.
+
+    Where the square runs past the frame, the frame's edge pixels are repeated into it
+    (BORDER_REPLICATE): the face keeps its aspect ratio and stays centred, as in the training
+    crops, where shifting the square would move it and clipping it would stretch it. Repeating
+    the edge, unlike black padding, adds no hard edge or dark area that training crops never
+    have.
+    """
     x, y, w, h = box
-    side = int(round(max(w, h) * (1 + 2 * margin)))
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    side = max(1, round(max(w, h) * (1 + 2 * margin)))
+    x0, y0 = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
     H, W = gray.shape[:2]
-    x0, y0 = min(max(0, x0), max(0, W - side)), min(max(0, y0), max(0, H - side))
-    return resize_square(gray[y0:y0 + side, x0:x0 + side], size)
+    crop = gray[max(0, y0) : min(H, y0 + side), max(0, x0) : min(W, x0 + side)]
+    top, left = max(0, -y0), max(0, -x0)
+    bottom, right = max(0, y0 + side - H), max(0, x0 + side - W)
+    if top or bottom or left or right:
+        crop = cv2.copyMakeBorder(crop, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    return resize_square(crop, size)
 
 
 class Pipeline:
     def __init__(self, runtime: Runtime, manifest: Manifest, detector, margin: float = 0.0):
-        self.runtime, self.manifest, self.detector, self.margin = runtime, manifest, detector, margin
+        self.runtime, self.manifest, self.detector, self.margin = (
+            runtime,
+            manifest,
+            detector,
+            margin,
+        )
         self.prep = Preprocessing.from_dict(manifest.preprocessing.model_dump())
         self.labels = manifest.labels
 
     @classmethod
-    def from_bundle(cls, bundle_dir: str | Path, backend: str = "cpu", threads: int = 1,
-                    delegate: DelegateSpec | None = None, fallback: str | None = None,
-                    fmt: str | None = None, haar: HaarConfig = HaarConfig(),
-                    tracking: TrackingConfig | None = TrackingConfig(), margin: float = 0.0,
-                    providers: list[str] | None = None) -> "Pipeline":
-        """`tracking=None` runs full-frame detection on every frame (the slow, exact reference)."""
-        runtime, manifest, _ = open_runtime(bundle_dir, backend, threads, delegate, fallback, fmt,
-                                            providers)
-        detector = HaarDetector(haar) if tracking is None else TrackingDetector(haar, tracking)
+    def from_bundle(
+        cls,
+        bundle_dir: str | Path,
+        backend: str = "cpu",
+        threads: int = 1,
+        delegate: DelegateSpec | None = None,
+        fallback: str | None = None,
+        fmt: str | None = None,
+        haar: HaarConfig = DEFAULT_HAAR,
+        tracking: TrackingConfig | None = DEFAULT_TRACKING,
+        margin: float = 0.0,
+        providers: list[str] | None = None,
+        blazeface: BlazeFaceConfig | None = None,
+    ) -> Pipeline:
+        """Haar by default (`tracking=None`: full-frame detection on every frame, the slow, exact
+        reference); `blazeface` runs the bundle's BlazeFace model on every frame instead."""
+        runtime, manifest, _ = open_runtime(
+            bundle_dir, backend, threads, delegate, fallback, fmt, providers
+        )
+        if blazeface is not None:
+            model = verify_file(bundle_dir, manifest.detector(blazeface.variant))
+            detector = BlazeFaceDetector(
+                model, blazeface.variant, blazeface.threshold, threads=threads
+            )
+        elif tracking is None:
+            detector = HaarDetector(haar)
+        else:
+            detector = TrackingDetector(haar, tracking)
         return cls(runtime, manifest, detector, margin)
 
     def __call__(self, frame) -> FrameResult:
+        """Detections, or FrameResult.error saying why not: never an exception, because one bad
+        frame (an odd pixel type, an OpenCV or runtime failure) must not end a camera stream."""
         t0 = time.perf_counter()
-        timings = {}
         try:
-            if frame is None or np.asarray(frame).size == 0:
-                raise ValueError("empty frame")
-            gray = to_gray_u8(frame)
-        except ValueError as exc:
+            return self._process(frame, t0)
+        except Exception as exc:  # noqa: BLE001 - whatever failed is this frame's error
             if hasattr(self.detector, "reset"):
-                self.detector.reset()
-            return FrameResult(timings={"total": (time.perf_counter() - t0) * 1000},
-                               error=str(exc))
+                self.detector.reset()  # the tracked faces may belong to a frame before the gap
+            why = str(exc).strip().splitlines()
+            return FrameResult(
+                timings={"total": (time.perf_counter() - t0) * 1000},
+                error=why[0] if why else type(exc).__name__,
+            )
+
+    def _process(self, frame, t0: float) -> FrameResult:
+        if frame is None or np.asarray(frame).size == 0:
+            raise ValueError("empty frame")
+        gray = to_gray_u8(frame)
         boxes = self.detector(gray)
         t1 = time.perf_counter()
-        timings["detect"] = (t1 - t0) * 1000
+        timings = {"detect": (t1 - t0) * 1000}
         detections = []
         if boxes:
             crops = np.stack([crop_face(gray, b, self.margin, self.prep.size) for b in boxes])
@@ -95,11 +150,20 @@ class Pipeline:
             t3 = time.perf_counter()
             for box, s in zip(boxes, scores):
                 best = int(np.argmax(s))
-                detections.append(Detection(box, self.labels[best], float(s[best]),
-                                            dict(zip(self.labels, map(float, s)))))
+                detections.append(
+                    Detection(
+                        box,
+                        self.labels[best],
+                        float(s[best]),
+                        dict(zip(self.labels, map(float, s))),
+                    )
+                )
             t4 = time.perf_counter()
-            timings.update(preprocess=(t2 - t1) * 1000, inference=(t3 - t2) * 1000,
-                           postprocess=(t4 - t3) * 1000)
+            timings.update(
+                preprocess=(t2 - t1) * 1000,
+                inference=(t3 - t2) * 1000,
+                postprocess=(t4 - t3) * 1000,
+            )
         else:
             timings.update(preprocess=0.0, inference=0.0, postprocess=0.0)
         timings["total"] = (time.perf_counter() - t0) * 1000

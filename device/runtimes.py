@@ -8,9 +8,11 @@ model itself declares (the manifest records the same numbers for people and tool
 from __future__ import annotations
 
 import importlib
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -44,9 +46,13 @@ def tflite_module():
         # Last resort, off the Pi: TensorFlow's own interpreter (imported only here, on demand).
         tf = importlib.import_module("tensorflow")
     except ImportError:
-        raise EdgeferError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
-    warnings.warn("using tf.lite: this pulls in all of TensorFlow; install ai-edge-litert instead",
-                  stacklevel=2)
+        raise EdgeferError(
+            "no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)"
+        ) from None
+    warnings.warn(
+        "using tf.lite: this pulls in all of TensorFlow; install ai-edge-litert instead",
+        stacklevel=2,
+    )
     return tf.lite
 
 
@@ -64,11 +70,21 @@ class Runtime(ABC):
 
 
 def _quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    """x / scale rounded half away from zero, then + zero_point, clipped: TFLite's own quantizer
+    (round(), not numpy's half-to-even), so an input lands on the integer the model was
+    calibrated and evaluated with."""
+    v = x / scale
     info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+    return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zero_point, info.min, info.max).astype(
+        dtype
+    )
 
 
 class TFLiteRuntime(Runtime):
+    """One TFLite interpreter. Safe to share between threads: an interpreter has one set of
+    input/output buffers, so `raw` (resize, set_tensor, invoke, get_tensor) runs under a lock;
+    threads that want to run in parallel open one runtime each."""
+
     name = "tflite"
 
     def __init__(self, path: str | Path, threads: int = 1, delegates: list | None = None):
@@ -77,14 +93,18 @@ class TFLiteRuntime(Runtime):
             raise EdgeferError(f"{path}: model file not found")
         module = tflite_module()
         try:
-            self.interpreter = module.Interpreter(model_path=str(path), num_threads=threads,
-                                                  experimental_delegates=delegates or None)
+            self.interpreter = module.Interpreter(
+                model_path=str(path), num_threads=threads, experimental_delegates=delegates or None
+            )
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise EdgeferError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from None
+            raise EdgeferError(
+                f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})"
+            ) from None
         self._read_details()
         self.model_input_shape = self.input_shape  # as stored in the file (the manifest's)
         self.resizable = True
+        self._lock = threading.Lock()
 
     def _read_details(self):
         self.input = self.interpreter.get_input_details()[0]
@@ -124,11 +144,13 @@ class TFLiteRuntime(Runtime):
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         if tuple(x.shape[1:]) != self.input_shape[1:]:
-            raise EdgeferError(f"input {tuple(x.shape[1:])} does not match the model's "
-                               f"{self.input_shape[1:]}")
-        if self.input_shape[0] == len(x) or self._resize(len(x)):
-            return self._invoke(x)
-        return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))])
+            raise EdgeferError(
+                f"input {tuple(x.shape[1:])} does not match the model's {self.input_shape[1:]}"
+            )
+        with self._lock:
+            if self.input_shape[0] == len(x) or self._resize(len(x)):
+                return self._invoke(x)
+            return np.concatenate([self._invoke(x[i : i + 1]) for i in range(len(x))])
 
 
 class OnnxRuntime(Runtime):
@@ -138,7 +160,9 @@ class OnnxRuntime(Runtime):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise EdgeferError("ONNX models need onnxruntime: pip install 'edgefer[onnx]'") from None
+            raise EdgeferError(
+                "ONNX models need onnxruntime: pip install 'edgefer[onnx]'"
+            ) from None
         path = Path(path)
         if not path.is_file():
             raise EdgeferError(f"{path}: model file not found")
@@ -147,13 +171,20 @@ class OnnxRuntime(Runtime):
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise EdgeferError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+            self.session = ort.InferenceSession(
+                str(path), opts, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own exception types
+            raise EdgeferError(
+                f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})"
+            ) from None
         self.input_name = self.session.get_inputs()[0].name
 
-    ONNX_DTYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
+    ONNX_DTYPES: ClassVar[dict[str, str]] = {
+        "tensor(float)": "float32",
+        "tensor(int8)": "int8",
+        "tensor(uint8)": "uint8",
+    }
 
     def spec(self, tensor) -> tuple[list[int], str]:
         """(shape with -1 for symbolic dims, dtype name) of a session input or output."""

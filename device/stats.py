@@ -13,11 +13,19 @@ def summarize(per_frame: list[dict[str, float]]) -> dict:
     for stage in STAGES:
         values = np.array([t[stage] for t in per_frame if stage in t])
         if values.size:
-            out[stage] = {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
-                          "p99": float(np.percentile(values, 99)), "max": float(values.max()),
-                          "mean": float(values.mean())}
+            out[stage] = {
+                "p50": float(np.percentile(values, 50)),
+                "p95": float(np.percentile(values, 95)),
+                "p99": float(np.percentile(values, 99)),
+                "max": float(values.max()),
+                "mean": float(values.mean()),
+            }
     mean_total = out.get("total", {}).get("mean", 0)
-    return {"frames": len(per_frame), "stages": out, "fps": 1000 / mean_total if mean_total else 0.0}
+    return {
+        "frames": len(per_frame),
+        "stages": out,
+        "fps": 1000 / mean_total if mean_total else 0.0,
+    }
 
 
 def latency_ms(runtime, x: np.ndarray, runs: int, warmup: int = 5) -> tuple[float, float]:

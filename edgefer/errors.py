@@ -5,6 +5,18 @@ fix the input without reading a traceback.
 """
 
 
+def shown(value, limit: int | None = 60) -> str:
+    """`value` as it may appear in a one-line message: characters that are not printable
+    (newlines, tabs, NUL, surrogates of undecodable file names) escaped as in repr(), and text
+    longer than `limit` cut with '...'. Paths are shown with limit=None."""
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class EdgeferError(Exception):
     """A problem with the user's input or environment, not a bug in edgefer."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.device.runtimes import as_class_probs
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, MissingExtraError
 from edgefer.metrics import classification_report
 
 
@@ -23,15 +23,19 @@ def load_keras(path: str | Path):
         raise EdgeferError(f"{path}: not a Keras model; expected a .keras file saved by Keras 3")
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise EdgeferError(f"{path}: not a loadable Keras model ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200]})") from None
+    except Exception as exc:  # noqa: BLE001 -- Keras raises many types for a bad file
+        raise EdgeferError(
+            f"{path}: not a loadable Keras model ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]})"
+        ) from None
 
 
 def check_input_shape(model_shape, x_shape, where: str) -> None:
     if tuple(model_shape[1:]) != tuple(x_shape[1:]):
-        raise EdgeferError(f"{where}: model input {tuple(model_shape[1:])} does not match the data "
-                           f"{tuple(x_shape[1:])}; check --channels/--size")
+        raise EdgeferError(
+            f"{where}: model input {tuple(model_shape[1:])} does not match the data "
+            f"{tuple(x_shape[1:])}; check --channels/--size"
+        )
 
 
 def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -42,7 +46,7 @@ def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 def scores_in_batches(runtime, x: np.ndarray, batch: int = 256, progress=None) -> np.ndarray:
     out = []
     for i in range(0, len(x), batch):
-        out.append(runtime.scores(x[i:i + batch]))
+        out.append(runtime.scores(x[i : i + batch]))
         if progress is not None:
             progress.update(len(out[-1]))
     return np.concatenate(out)
@@ -50,8 +54,10 @@ def scores_in_batches(runtime, x: np.ndarray, batch: int = 256, progress=None) -
 
 def evaluate_probs(probs: np.ndarray, y: np.ndarray, class_names) -> dict:
     if probs.shape[1] != len(class_names):
-        raise EdgeferError(f"model has {probs.shape[1]} outputs but the task has "
-                           f"{len(class_names)} classes ({', '.join(class_names)})")
+        raise EdgeferError(
+            f"model has {probs.shape[1]} outputs but the task has "
+            f"{len(class_names)} classes ({', '.join(class_names)})"
+        )
     return classification_report(probs, y, class_names)
 
 
@@ -71,22 +77,34 @@ class KerasRuntime:
         return as_class_probs(np.asarray(self.model(x, training=False)))
 
 
-def runtime_for(fmt: str, path: Path, threads: int = 1):
-    from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime
+class NotRunnableHere(EdgeferError):
+    """A verified artifact that needs hardware this machine lacks (an Edge TPU model)."""
 
-    if fmt == "keras":
-        return KerasRuntime(path)
-    if fmt.startswith("onnx"):
-        return OnnxRuntime(path, threads=threads)
-    if fmt == "edgetpu":
-        raise EdgeferError(f"{path}: an Edge TPU model runs only on a Coral device "
-                           "(edgefer detect/bench --delegate edgetpu)")
-    return TFLiteRuntime(path, threads=threads)
+
+def bundle_runtime(bundle_dir: Path, manifest, artifact, threads: int = 1):
+    """A bundle's artifact, verified against its manifest (sha256 before loading, then tensors and
+    labels), behind the `scores(x)` interface: the Keras source model included."""
+    from edgefer.device.backends import open_artifact, verify_file
+
+    if artifact.format == "keras":
+        path = verify_file(bundle_dir, artifact)
+        try:
+            return KerasRuntime(path)
+        except MissingExtraError as exc:  # a base install: the float model is not scored here
+            raise NotRunnableHere(f"{path}: {exc}") from None
+    if artifact.format == "edgetpu":
+        verify_file(bundle_dir, artifact)
+        raise NotRunnableHere(
+            f"{bundle_dir / artifact.file}: an Edge TPU model runs only on a Coral "
+            "device (edgefer detect/bench --backend edgetpu)"
+        )
+    return open_artifact(bundle_dir, manifest, artifact, threads)
 
 
 def open_model(path: str | Path, threads: int = 1):
     """(runtime, task name, class names, Preprocessing) for a .keras model (read with its
-    model.meta.json) or a bundle's .tflite/.onnx (read with the bundle's manifest.json)."""
+    model.meta.json) or a bundle's .tflite/.onnx (read with, and checked against, the bundle's
+    manifest.json)."""
     from edgefer.device.manifest import load_manifest
     from edgefer.model_card import read_card
     from edgefer.preprocess import Preprocessing
@@ -94,13 +112,21 @@ def open_model(path: str | Path, threads: int = 1):
     path = Path(path)
     if path.suffix == ".keras":
         card = read_card(path)
-        return (KerasRuntime(path), card["task"], card["class_names"],
-                Preprocessing.from_dict(card["preprocessing"]))
+        return (
+            KerasRuntime(path),
+            card["task"],
+            card["class_names"],
+            Preprocessing.from_dict(card["preprocessing"]),
+        )
     if path.suffix not in (".tflite", ".onnx"):
         raise EdgeferError(f"{path}: expected a .keras, .tflite or .onnx model")
     manifest = load_manifest(path.parent)
     art = next((a for a in manifest.artifacts if a.file == path.name), None)
     if art is None:
         raise EdgeferError(f"{path}: not listed in {path.parent}/manifest.json")
-    return (runtime_for(art.format, path, threads), manifest.task, manifest.labels,
-            Preprocessing.from_dict(manifest.preprocessing.model_dump()))
+    return (
+        bundle_runtime(path.parent, manifest, art, threads),
+        manifest.task,
+        manifest.labels,
+        Preprocessing.from_dict(manifest.preprocessing.model_dump()),
+    )

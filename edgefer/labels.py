@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, shown
 
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -50,11 +50,11 @@ TASKS = {
 def class_id(name: str) -> int:
     """FER2013 id of a class given by name ("happy") or number ("3")."""
     key = name.strip().lower()
-    if key.isdigit() and int(key) < len(FER7):
+    if key.isascii() and key.isdigit() and int(key) < len(FER7):
         return int(key)
     if key in FER7:
         return FER7.index(key)
-    raise EdgeferError(f"class '{name}': expected one of {', '.join(FER7)} or 0-6")
+    raise EdgeferError(f"class '{shown(name)}': expected one of {', '.join(FER7)} or 0-6")
 
 
 def parse_task(spec: str) -> Task:

@@ -23,12 +23,16 @@ def write_card(model_path: str | Path, card: dict) -> None:
 def read_card(model_path: str | Path) -> dict:
     path = card_path(model_path)
     if not path.is_file():
-        raise EdgeferError(f"{model_path}: no {path.name} beside it; expected a model trained by "
-                           "`edgefer train` (it records the task and preprocessing)")
+        raise EdgeferError(
+            f"{model_path}: no {path.name} beside it; expected a model trained by "
+            "`edgefer train` (it records the task and preprocessing)"
+        )
     try:
         card = json.loads(path.read_text())
         Preprocessing.from_dict(card["preprocessing"], f"{path}: preprocessing")
         card["class_names"], card["task"], card["arch"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise EdgeferError(f"{path}: expected arch, task, class_names, preprocessing ({exc})") from None
+        raise EdgeferError(
+            f"{path}: expected arch, task, class_names, preprocessing ({exc})"
+        ) from None
     return card

@@ -5,21 +5,24 @@ Imports Keras: only training, evaluation and conversion use this module, never t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from edgefer.tf import keras
+
 layers = keras.layers
 
 from edgefer.errors import EdgeferError
 
 
 def seed_binary(num_classes: int = 2, input_shape=(48, 48, 3), dropout: float = 0.0) -> keras.Model:
-    """"Classification of Sad Emotions and Depression Through Images Using CNN": four valid 3x3
+    """ "Classification of Sad Emotions and Depression Through Images Using CNN": four valid 3x3
     convs (32-64-128-256), each + MaxPool 2x2, Dense 512, one sigmoid. 520,513 parameters."""
     if num_classes != 2:
-        raise EdgeferError(f"arch seed-binary: has one sigmoid output, so it needs a 2-class task, "
-                           f"got {num_classes} classes")
+        raise EdgeferError(
+            f"arch seed-binary: has one sigmoid output, so it needs a 2-class task, "
+            f"got {num_classes} classes"
+        )
     x = inputs = keras.Input(input_shape, name="image")
     for filters in (32, 64, 128, 256):
         x = layers.Conv2D(filters, 3, activation="relu")(x)
@@ -33,7 +36,7 @@ def seed_binary(num_classes: int = 2, input_shape=(48, 48, 3), dropout: float = 
 
 
 def seed_fcn7(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.6) -> keras.Model:
-    """"Deteksi Ekspresi Wajah Menggunakan Tensorflow": four blocks of [Conv+BN, Conv+BN, ReLU,
+    """ "Deteksi Ekspresi Wajah Menggunakan Tensorflow": four blocks of [Conv+BN, Conv+BN, ReLU,
     MaxPool, Dropout] with 16 (7x7), 32 (5x5), 64 (3x3), 128 (3x3) filters, then Conv 256 + BN,
     Conv k, global max pooling, softmax; 'same' padding. 642,935 parameters for 7 classes."""
     x = inputs = keras.Input(input_shape, name="image")

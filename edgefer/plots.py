@@ -47,8 +47,15 @@ def confusion(cm, class_names, path: str | Path, title: str) -> None:
     ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, f"{pct[i, j]:.1f}", ha="center", va="center",
-                    color="white" if pct[i, j] > 50 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{pct[i, j]:.1f}",
+                ha="center",
+                va="center",
+                color="white" if pct[i, j] > 50 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(k), class_names, rotation=45, ha="right")
     ax.set_yticks(range(k), class_names)
     ax.set_xlabel("predicted")

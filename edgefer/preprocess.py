@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, shown
 from edgefer.imaging import resize_square
 
 # name -> (scale, offset): model input x = pixel * scale + offset
@@ -30,7 +30,7 @@ class Preprocessing:
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
             raise EdgeferError(
-                f"preprocessing.normalization '{self.normalization}': expected one of "
+                f"preprocessing.normalization '{shown(self.normalization)}': expected one of "
                 f"{', '.join(NORMALIZATIONS)}"
             )
         if self.channels not in (1, 3):
@@ -71,13 +71,16 @@ class Preprocessing:
         return {**asdict(self), "scale": self.scale, "offset": self.offset}
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "preprocessing") -> "Preprocessing":
+    def from_dict(cls, d: dict, where: str = "preprocessing") -> Preprocessing:
         if not isinstance(d, dict):
             raise EdgeferError(f"{where}: expected an object with size, channels, normalization")
         try:
-            return cls(size=int(d["size"]), channels=int(d["channels"]),
-                       normalization=str(d["normalization"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            return cls(
+                size=int(d["size"]),
+                channels=int(d["channels"]),
+                normalization=str(d["normalization"]),
+            )
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise EdgeferError(
                 f"{where}: expected size, channels and normalization ({exc!r})"
             ) from None

@@ -21,8 +21,10 @@ def synthetic_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def csv_rows(images, labels, usages) -> list[str]:
-    return [f"{lab},{' '.join(map(str, img.ravel()))},{use}"
-            for img, lab, use in zip(images, labels, usages)]
+    return [
+        f"{lab},{' '.join(map(str, img.ravel()))},{use}"
+        for img, lab, use in zip(images, labels, usages)
+    ]
 
 
 def write_csv(path: Path, rows: list[str], header="emotion,pixels,Usage", gz=False) -> Path:
@@ -43,8 +45,9 @@ def fer_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "fer.csv", csv_rows(images, labels, usages))
 
 
-def write_folders(root: Path, splits=("train", "test"), per_class=3, named=True, size=64,
-                  color=True) -> Path:
+def write_folders(
+    root: Path, splits=("train", "test"), per_class=3, named=True, size=64, color=True
+) -> Path:
     """<root>/<split>/<class>/*.png|jpg, images larger than 48x48 and in colour."""
     rng = np.random.default_rng(1)
     for split in splits:
@@ -76,7 +79,7 @@ def tiny_csv(tmp_path_factory) -> Path:
     images, labels = synthetic_faces(140)
     for img, lab in zip(images, labels):
         img[:, :] //= 4
-        img[lab * 6: lab * 6 + 6, :] = 255
+        img[lab * 6 : lab * 6 + 6, :] = 255
     usages = ["Training"] * 98 + ["PublicTest"] * 21 + ["PrivateTest"] * 21
     return write_csv(tmp_path_factory.mktemp("tiny") / "fer.csv", csv_rows(images, labels, usages))
 
@@ -84,16 +87,25 @@ def tiny_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_csv, tmp_path_factory) -> Path:
     """seed-fcn7 trained on tiny_csv until it has learnt the class bands, once per session."""
-    from click.testing import CliRunner
-
-    from edgefer.cli import main
+    from tests.cli_helpers import run
 
     work = tmp_path_factory.mktemp("tiny_run")
     config = work / "mild.toml"
-    config.write_text("rotation = 0\nshift = 2\nzoom_min = 1.0\nzoom_max = 1.0\ndropout = 0.2\n"
-                      "patience = 0\nepochs = 8\nbatch_size = 8\n")
-    res = CliRunner().invoke(main, ["train", "--arch", "seed-fcn7", "--data", str(tiny_csv),
-                                    "--out", str(work / "run"), "--config", str(config)])
+    config.write_text(
+        "rotation = 0\nshift = 2\nzoom_min = 1.0\nzoom_max = 1.0\ndropout = 0.2\n"
+        "patience = 0\nepochs = 8\nbatch_size = 8\n"
+    )
+    res = run(
+        "train",
+        "--arch",
+        "seed-fcn7",
+        "--data",
+        tiny_csv,
+        "--out",
+        work / "run",
+        "--config",
+        config,
+    )
     assert res.exit_code == 0, res.output
     return work / "run"
 
@@ -106,8 +118,17 @@ def tiny_calib(tiny_csv, tmp_path_factory) -> Path:
     from edgefer.preprocess import Preprocessing
 
     out = tmp_path_factory.mktemp("calib") / "tiny.npz"
-    calibration.save(calibration.build(load_fer(tiny_csv), "Training", parse_task("fer7"),
-                                       Preprocessing(normalization="minus_one_one"), 14, 0), out)
+    calibration.save(
+        calibration.build(
+            load_fer(tiny_csv),
+            "Training",
+            parse_task("fer7"),
+            Preprocessing(normalization="minus_one_one"),
+            14,
+            0,
+        ),
+        out,
+    )
     return out
 
 
@@ -116,8 +137,13 @@ def tiny_bundle(tiny_run, tiny_calib, tmp_path_factory) -> Path:
     from edgefer.converters.bundle import convert_bundle
 
     out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
-    convert_bundle(tiny_run / "model.keras", out, ("tflite-fp32", "tflite-int8", "onnx-int8"),
-                   tiny_calib, log=lambda m: None)
+    convert_bundle(
+        tiny_run / "model.keras",
+        out,
+        ("tflite-fp32", "tflite-int8", "onnx-int8"),
+        tiny_calib,
+        log=lambda m: None,
+    )
     return out
 
 
@@ -130,6 +156,46 @@ def astronaut_bgr() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory) -> Path:
-    from bench.facevideo import write_face_video
+    from edgefer.samples import write_face_video
 
     return write_face_video(tmp_path_factory.mktemp("video") / "face.mp4", frames=40)
+
+
+KNOWN_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8")
+
+
+def known_answer_bundle(work: Path, class_order=tuple(range(7))) -> Path:
+    """Bundle (every format) of the known-answer model (tests/known_answer.py)."""
+    from edgefer import calibration
+    from edgefer.converters.bundle import convert_bundle
+    from edgefer.data import load_fer
+    from edgefer.labels import parse_task
+    from edgefer.preprocess import Preprocessing
+    from tests import known_answer
+
+    csv = known_answer.write_csv(work / "known.csv")
+    model = known_answer.save_model(work / "model.keras", class_order)
+    calib = work / "calib.npz"
+    calibration.save(
+        calibration.build(
+            load_fer(csv),
+            "Training",
+            parse_task("fer7"),
+            Preprocessing(normalization="minus_one_one"),
+            3,
+            0,
+        ),
+        calib,
+    )
+    convert_bundle(model, work / "bundle", KNOWN_FORMATS, calib, log=lambda m: None)
+    return work / "bundle"
+
+
+@pytest.fixture(scope="session")
+def known_bundle(tmp_path_factory) -> Path:
+    return known_answer_bundle(tmp_path_factory.mktemp("known"))
+
+
+@pytest.fixture(scope="session")
+def known_csv(known_bundle) -> Path:
+    return known_bundle.parent / "known.csv"

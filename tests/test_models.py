@@ -13,8 +13,18 @@ def test_edge_is_small_static_and_uses_mappable_ops():
     m = edge()
     assert m.count_params() <= 1_500_000
     assert m.input_shape == (None, 48, 48, 1)
-    allowed = {"InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Add",
-               "MaxPooling2D", "GlobalAveragePooling2D", "Dropout", "Dense"}
+    allowed = {
+        "InputLayer",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "BatchNormalization",
+        "ReLU",
+        "Add",
+        "MaxPooling2D",
+        "GlobalAveragePooling2D",
+        "Dropout",
+        "Dense",
+    }
     assert {type(layer).__name__ for layer in m.layers} <= allowed
 
 

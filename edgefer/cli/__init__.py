@@ -3,12 +3,15 @@ so `edgefer --help` and the device commands work on the base install."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from edgefer import __version__
 from edgefer.cli.calib_cmd import calib
 from edgefer.cli.convert_cmd import benchmark_cmd, convert
 from edgefer.cli.data_cmd import data
+from edgefer.cli.demo_cmd import demo
 from edgefer.cli.device_cmd import bench, detect
 from edgefer.cli.train_cmd import evaluate, models, sweep, train
 from edgefer.errors import EdgeferError
@@ -27,10 +30,18 @@ class EdgeferGroup(click.Group):
 
 @click.group(cls=EdgeferGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgefer")
-def main():
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show the native libraries' own log lines (TensorFlow start-up, converter notes).",
+)
+def main(verbose):
     """Facial-expression recognition from training to the edge device."""
+    if verbose:
+        os.environ["EDGEFER_VERBOSE"] = "1"
 
 
+main.add_command(demo)
 main.add_command(data)
 main.add_command(calib)
 main.add_command(models)

@@ -9,11 +9,15 @@ import click
 from edgefer.data import FerData, load_fer
 
 skip_bad_option = click.option(
-    "--skip-bad", is_flag=True,
-    help="Leave out malformed rows and unreadable images (reported) instead of stopping.")
+    "--skip-bad",
+    is_flag=True,
+    help="Leave out malformed rows and unreadable images (reported) instead of stopping.",
+)
 ferplus_option = click.option(
-    "--ferplus", type=click.Path(dir_okay=False),
-    help="FER+ vote file (fer2013new.csv) to relabel a FER2013 CSV in its original row order.")
+    "--ferplus",
+    type=click.Path(dir_okay=False),
+    help="FER+ vote file (fer2013new.csv) to relabel a FER2013 CSV in its original row order.",
+)
 
 
 def load_and_report(path: str, skip_bad: bool, ferplus: str | None = None) -> FerData:
@@ -29,8 +33,9 @@ def load_and_report(path: str, skip_bad: bool, ferplus: str | None = None) -> Fe
 
 
 def _numeric(cell: str) -> bool:
-    return cell.replace(",", "").replace(".", "").replace("%", "").lstrip("-+").rstrip("Mkx") \
-        .isdigit()
+    return (
+        cell.replace(",", "").replace(".", "").replace("%", "").lstrip("-+").rstrip("Mkx").isdigit()
+    )
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:
@@ -41,7 +46,8 @@ def format_table(headers: list[str], rows: list[list]) -> str:
     right = [bool(body) and all(_numeric(r[i]) for r in body) for i in range(len(headers))]
 
     def line(r):
-        return "  ".join(c.rjust(w) if right[i] else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ).rstrip()
 
     return "\n".join(line(r) for r in cells)

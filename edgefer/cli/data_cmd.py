@@ -25,12 +25,19 @@ def info(path, as_json, skip_bad, ferplus):
     ds = load_and_report(path, skip_bad, ferplus)
     counts = ds.counts()
     if as_json:
-        click.echo(json.dumps({
-            "source": ds.source,
-            "total": len(ds),
-            "splits": {s: {"total": sum(c.values()), "classes": c} for s, c in counts.items()},
-            "skipped": [{"where": s.where, "why": s.why} for s in ds.skipped],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "source": ds.source,
+                    "total": len(ds),
+                    "splits": {
+                        s: {"total": sum(c.values()), "classes": c} for s, c in counts.items()
+                    },
+                    "skipped": [{"where": s.where, "why": s.why} for s in ds.skipped],
+                },
+                indent=2,
+            )
+        )
         return
     rows = [[split, sum(c.values()), *c.values()] for split, c in counts.items()]
     if len(rows) > 1:

@@ -8,49 +8,153 @@ from pathlib import Path
 
 import click
 
+from edgefer.bundled import default_bundle
 from edgefer.cli.common import format_table
+from edgefer.device.backends import PREFERENCES
 from edgefer.errors import EdgeferError
-
-BACKENDS = ("cpu", "edgetpu", "gpu", "external", "onnx")
 
 
 def pipeline_options(f):
     opts = [
-        click.option("--model", "bundle", required=True, type=click.Path(file_okay=False),
-                     help="Bundle directory made by `edgefer convert`."),
-        click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
-                     help="cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime."),
+        click.option(
+            "--model",
+            "bundle",
+            type=click.Path(file_okay=False),
+            help="Bundle directory made by `edgefer convert` (default: the edge model that ships "
+            "with edgefer).",
+        ),
+        click.option(
+            "--detector",
+            "face_detector",
+            type=click.Choice(["haar", "blazeface"]),
+            default="haar",
+            show_default=True,
+            help="Face detector: OpenCV's Haar cascade (tracked across video frames), or "
+            "BlazeFace from the bundle on every frame.",
+        ),
+        click.option(
+            "--blazeface-range",
+            type=click.Choice(["short", "full"]),
+            default="short",
+            show_default=True,
+            help="BlazeFace model: short range (faces within ~2 m) or full range (~5 m).",
+        ),
+        click.option(
+            "--face-threshold",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=0.5,
+            show_default=True,
+            help="BlazeFace: smallest face confidence kept.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(tuple(PREFERENCES)),
+            default="cpu",
+            show_default=True,
+            help="cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime.",
+        ),
         click.option("--format", "fmt", help="Force a bundle artifact (e.g. tflite-fp32)."),
         click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True),
-        click.option("--delegate-library", help="Delegate shared library (gpu/external, or a non-default libedgetpu)."),
-        click.option("--delegate-option", multiple=True, help="key=value for the delegate, e.g. device=usb:0."),
-        click.option("--fallback", type=click.Choice(["cpu"]), help="Run on the CPU if the delegate cannot load."),
+        click.option(
+            "--delegate-library",
+            help="Delegate shared library (gpu/external, or a non-default libedgetpu).",
+        ),
+        click.option(
+            "--delegate-option",
+            multiple=True,
+            help="key=value for the delegate, e.g. device=usb:0.",
+        ),
+        click.option(
+            "--fallback",
+            type=click.Choice(["cpu"]),
+            help="Run on the CPU if the delegate cannot load.",
+        ),
         click.option("--providers", help="ONNX Runtime execution providers, comma-separated."),
-        click.option("--cascade", type=click.Path(dir_okay=False), help="Haar cascade XML (default: OpenCV's frontal face)."),
-        click.option("--scale-factor", type=float, default=1.1, show_default=True),
-        click.option("--min-neighbors", type=int, default=5, show_default=True),
-        click.option("--min-size", type=int, default=48, show_default=True, help="Smallest face, pixels."),
-        click.option("--max-size", type=int, default=0, help="Largest face, pixels (0 = no limit)."),
+        click.option(
+            "--cascade",
+            type=click.Path(dir_okay=False),
+            help="Haar cascade XML (default: OpenCV's frontal face).",
+        ),
+        click.option(
+            "--scale-factor",
+            type=click.FloatRange(min=1, min_open=True),
+            default=1.1,
+            show_default=True,
+            help="Step between the face sizes searched (> 1).",
+        ),
+        click.option("--min-neighbors", type=click.IntRange(min=0), default=5, show_default=True),
+        click.option(
+            "--min-size",
+            type=click.IntRange(min=1),
+            default=48,
+            show_default=True,
+            help="Smallest face, pixels.",
+        ),
+        click.option(
+            "--max-size",
+            type=click.IntRange(min=0),
+            default=0,
+            help="Largest face, pixels (0 = no limit).",
+        ),
         click.option("--largest", is_flag=True, help="Only the largest face of each frame."),
-        click.option("--naive", is_flag=True, help="Full-frame detection on every frame (slow reference)."),
-        click.option("--full-every", type=click.IntRange(1), default=15, show_default=True,
-                     help="Frames between full scans when tracking."),
-        click.option("--downscale", type=click.FloatRange(0.1, 1.0), default=0.5, show_default=True,
-                     help="Scale of the frame for full scans when tracking."),
-        click.option("--margin", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-                     help="Grow each face box by this share per side before cropping."),
+        click.option(
+            "--naive", is_flag=True, help="Full-frame detection on every frame (slow reference)."
+        ),
+        click.option(
+            "--full-every",
+            type=click.IntRange(1),
+            default=15,
+            show_default=True,
+            help="Frames between full scans when tracking.",
+        ),
+        click.option(
+            "--downscale",
+            type=click.FloatRange(0.1, 1.0),
+            default=0.5,
+            show_default=True,
+            help="Scale of the frame for full scans when tracking; raised where a face of "
+            "--min-size would fall below the cascade's window (24 px for the default).",
+        ),
+        click.option(
+            "--margin",
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            show_default=True,
+            help="Grow each face box by this share per side before cropping.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def build_pipeline(bundle, backend, fmt, threads, delegate_library, delegate_option, fallback,
-                   providers, cascade, scale_factor, min_neighbors, min_size, max_size, largest,
-                   naive, full_every, downscale, margin, video: bool):
+def build_pipeline(
+    bundle,
+    face_detector,
+    blazeface_range,
+    face_threshold,
+    backend,
+    fmt,
+    threads,
+    delegate_library,
+    delegate_option,
+    fallback,
+    providers,
+    cascade,
+    scale_factor,
+    min_neighbors,
+    min_size,
+    max_size,
+    largest,
+    naive,
+    full_every,
+    downscale,
+    margin,
+    video: bool,
+):
     from edgefer.device.delegates import DelegateSpec, parse_options
     from edgefer.device.detector import HaarConfig, TrackingConfig
-    from edgefer.device.pipeline import Pipeline
+    from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
 
     delegate = None
     if backend in ("edgetpu", "gpu", "external"):
@@ -58,14 +162,23 @@ def build_pipeline(bundle, backend, fmt, threads, delegate_library, delegate_opt
     haar = HaarConfig(cascade, scale_factor, min_neighbors, min_size, max_size, largest)
     # Tracking only helps across consecutive frames of a video or camera.
     tracking = None if naive or not video else TrackingConfig(downscale, full_every)
-    return Pipeline.from_bundle(bundle, backend, threads, delegate, fallback, fmt, haar, tracking,
-                                margin, providers.split(",") if providers else None)
+    return Pipeline.from_bundle(
+        bundle or default_bundle(),
+        backend,
+        threads,
+        delegate,
+        fallback,
+        fmt,
+        haar,
+        tracking,
+        margin,
+        providers.split(",") if providers else None,
+        BlazeFaceConfig(blazeface_range, face_threshold) if face_detector == "blazeface" else None,
+    )
 
 
-def frames_with_results(pipe, source, limit):
-    from edgefer.device.sources import open_source
-
-    for frame in open_source(source, limit):
+def frames_with_results(pipe, frames):
+    for frame in frames:
         if frame.error:
             yield frame, None
             continue
@@ -75,61 +188,108 @@ def frames_with_results(pipe, source, limit):
         yield frame, result
 
 
+IMAGE_TARGETS = (".png", ".jpg", ".jpeg", ".bmp")
+VIDEO_TARGETS = {".mp4": "mp4v", ".avi": "MJPG"}  # suffix -> fourcc
+DEFAULT_FPS = 15.0  # for a video made from a folder of images, or a source that gives no rate
+
+
+def save_target(save: str | None, kind: str) -> Path | None:
+    """The --save path, checked before anything runs: a format OpenCV writes, and an image only
+    for a single image (every frame would overwrite it)."""
+    if save is None:
+        return None
+    path = Path(save)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_TARGETS and suffix not in VIDEO_TARGETS:
+        raise EdgeferError(
+            f"--save {path}: cannot write '{suffix}'; expected an image "
+            f"({', '.join(IMAGE_TARGETS)}) or a video ({', '.join(VIDEO_TARGETS)})"
+        )
+    if suffix in IMAGE_TARGETS and kind != "image":
+        raise EdgeferError(
+            f"--save {path}: a {kind} has many frames and one image would keep only "
+            f"the last; save to a video ({', '.join(VIDEO_TARGETS)})"
+        )
+    return path
+
+
 class _Saver:
-    """--save: one annotated image, or a video of annotated frames. Written to a temporary file
-    that replaces the target only when the command succeeds (the ExitStack's job)."""
+    """--save: one annotated image, or a video of annotated frames at the source's frame rate.
+    Written to a temporary file that replaces the target only when the command succeeds (the
+    ExitStack's job)."""
 
-    def __init__(self, path: str | None, stack: contextlib.ExitStack):
-        self.path = Path(path) if path else None
-        self.stack = stack
-        self.writer = None
+    def __init__(self, path: Path | None, fps: float, stack: contextlib.ExitStack):
+        self.path, self.fps, self.stack = path, fps, stack
+        self.writer = self.size = None
 
-    def add(self, image, detections, fps: float = 15.0):
+    def add(self, image, detections):
         if self.path is None:
             return
         import cv2
 
         from edgefer.atomic import atomic_file
-        from edgefer.device.draw import annotate
+        from edgefer.device.draw import annotate, letterbox
 
         img = annotate(image, detections)
-        if self.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+        if self.path.suffix.lower() in IMAGE_TARGETS:
             with atomic_file(self.path) as tmp:
                 if not cv2.imwrite(str(tmp), img):
-                    raise EdgeferError(f"{self.path}: cannot write this image format")
+                    raise EdgeferError(f"{self.path}: OpenCV cannot write this image")
             return
         if self.writer is None:
             tmp = self.stack.enter_context(atomic_file(self.path))
-            self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                          (img.shape[1], img.shape[0]))
+            self.size = (img.shape[1], img.shape[0])
+            fourcc = VIDEO_TARGETS[self.path.suffix.lower()]
+            self.writer = cv2.VideoWriter(
+                str(tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size
+            )
             self.stack.callback(self.writer.release)  # runs before the rename
-        self.writer.write(img)
+            if not self.writer.isOpened():
+                raise EdgeferError(f"{self.path}: OpenCV cannot write {fourcc} video here")
+        self.writer.write(letterbox(img, *self.size))
 
 
 @click.command()
 @pipeline_options
 @click.option("--source", required=True, help="IMAGE, DIR, VIDEO, CAMERA_INDEX or URL.")
 @click.option("--frames", type=click.IntRange(1), help="Stop after N frames.")
-@click.option("--save", type=click.Path(dir_okay=False),
-              help="Write boxes and labels: out.png for an image, out.mp4 for a video. Faces are "
-                   "personal data: nothing is stored without this flag.")
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False),
+    help="Write boxes and labels: out.png|jpg|bmp for an image, out.mp4|avi for a "
+    "video, camera or folder (at the source's frame rate). Faces are personal "
+    "data: nothing is stored without this flag.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
 def detect(source, frames, save, as_json, **opts):
     """Detect faces and read their expressions, frame by frame."""
-    from edgefer.device.sources import is_video_source
+    from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
 
-    pipe = build_pipeline(**opts, video=is_video_source(source))
+    kind = source_kind(source)
+    target = save_target(save, kind)
+    pipe = build_pipeline(**opts, video=kind in VIDEO_KINDS)
+    src = open_source(source, frames)
     with contextlib.ExitStack() as stack:
-        saver = _Saver(save, stack)
-        for frame, result in frames_with_results(pipe, source, frames):
+        saver = _Saver(target, src.fps or DEFAULT_FPS, stack)
+        for frame, result in frames_with_results(pipe, src):
             if result is None or result.error:
                 err = frame.error if result is None else result.error
-                click.echo(json.dumps({"frame": frame.name, "error": err}) if as_json
-                           else f"{frame.name}: skipped ({err})")
+                click.echo(
+                    json.dumps({"frame": frame.name, "error": err})
+                    if as_json
+                    else f"{frame.name}: skipped ({err})"
+                )
                 continue
             if as_json:
-                click.echo(json.dumps({"frame": frame.name, "faces": [d.to_dict() for d in result.detections],
-                                       "ms": {k: round(v, 2) for k, v in result.timings.items()}}))
+                click.echo(
+                    json.dumps(
+                        {
+                            "frame": frame.name,
+                            "faces": [d.to_dict() for d in result.detections],
+                            "ms": {k: round(v, 2) for k, v in result.timings.items()},
+                        }
+                    )
+                )
             else:
                 faces = "; ".join(f"{d.label} {d.score:.2f} at {d.box}" for d in result.detections)
                 click.echo(f"{frame.name}: {faces or 'no face'} ({result.timings['total']:.1f} ms)")
@@ -143,12 +303,12 @@ def detect(source, frames, save, as_json, **opts):
 @click.option("--json", "as_json", is_flag=True)
 def bench(source, frames, as_json, **opts):
     """Per-stage latency (p50/p95/p99/max) and FPS, plus model-only latency per backend here."""
-    from edgefer.device.sources import is_video_source
+    from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
     from edgefer.device.stats import STAGES, summarize
 
-    pipe = build_pipeline(**opts, video=is_video_source(source))
+    pipe = build_pipeline(**opts, video=source_kind(source) in VIDEO_KINDS)
     timings, faces = [], 0
-    for _, result in frames_with_results(pipe, source, frames):
+    for _, result in frames_with_results(pipe, open_source(source, frames)):
         if result is not None and not result.error:
             timings.append(result.timings)
             faces += len(result.detections)
@@ -156,19 +316,40 @@ def bench(source, frames, as_json, **opts):
         raise EdgeferError(f"{source}: no frame could be processed")
     summary = summarize(timings)
     summary["faces"] = faces
-    summary["models"] = model_latencies(opts["bundle"], opts["threads"], pipe.prep)
+    summary["models"] = model_latencies(
+        opts["bundle"] or default_bundle(), opts["threads"], pipe.prep
+    )
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{source}: {summary['frames']} frames, {faces} faces, {summary['fps']:.1f} FPS end to end")
-    click.echo(format_table(["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-                            [[s, *(f"{summary['stages'][s][k]:.2f}" for k in ("p50", "p95", "p99", "max"))]
-                             for s in STAGES if s in summary["stages"]]))
+    click.echo(
+        f"{source}: {summary['frames']} frames, {faces} faces, {summary['fps']:.1f} FPS end to end"
+    )
+    click.echo(
+        format_table(
+            ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+            [
+                [s, *(f"{summary['stages'][s][k]:.2f}" for k in ("p50", "p95", "p99", "max"))]
+                for s in STAGES
+                if s in summary["stages"]
+            ],
+        )
+    )
     click.echo("\nmodel only (batch 1)")
-    click.echo(format_table(["backend", "format", "p50 ms", "p95 ms", "note"],
-                            [[m["backend"], m.get("format", "-"), *(f"{m[k]:.2f}" if k in m else "-"
-                                                                    for k in ("p50_ms", "p95_ms")),
-                              m.get("note", "")] for m in summary["models"]]))
+    click.echo(
+        format_table(
+            ["backend", "format", "p50 ms", "p95 ms", "note"],
+            [
+                [
+                    m["backend"],
+                    m.get("format", "-"),
+                    *(f"{m[k]:.2f}" if k in m else "-" for k in ("p50_ms", "p95_ms")),
+                    m.get("note", ""),
+                ]
+                for m in summary["models"]
+            ],
+        )
+    )
 
 
 def model_latencies(bundle, threads, prep, runs: int = 200) -> list[dict]:
@@ -178,7 +359,9 @@ def model_latencies(bundle, threads, prep, runs: int = 200) -> list[dict]:
     from edgefer.device.backends import open_runtime
     from edgefer.device.stats import latency_ms
 
-    x = prep.apply(np.random.default_rng(0).integers(0, 256, (8, prep.size, prep.size), dtype=np.uint8))
+    x = prep.apply(
+        np.random.default_rng(0).integers(0, 256, (8, prep.size, prep.size), dtype=np.uint8)
+    )
     rows = []
     for backend in ("cpu", "edgetpu", "gpu", "onnx"):
         try:

@@ -13,36 +13,74 @@ from edgefer.errors import EdgeferError
 
 @click.command()
 @click.option("--arch", help="seed-binary, seed-fcn7 or edge (see `edgefer models`).")
-@click.option("--data", "data_path", required=True, type=click.Path(), help="FER CSV or image folders.")
+@click.option(
+    "--data", "data_path", required=True, type=click.Path(), help="FER CSV or image folders."
+)
 @click.option("--out", type=click.Path(file_okay=False), help="New run directory.")
-@click.option("--resume", type=click.Path(file_okay=False),
-              help="Continue RUN_DIR from its last finished epoch (config from RUN_DIR).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML/JSON file of config fields; flags override it, it overrides arch defaults.")
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False),
+    help="Continue RUN_DIR from its last finished epoch (config from RUN_DIR).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML/JSON file of config fields; flags override it, it overrides arch defaults.",
+)
 @click.option("--task", help="fer7, sad-vs-fear or a class list (default: the arch's).")
-@click.option("--labels", type=click.Choice(["fer", "ferplus"]), help="FER2013 labels or FER+ votes.")
+@click.option(
+    "--labels", type=click.Choice(["fer", "ferplus"]), help="FER2013 labels or FER+ votes."
+)
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--learning-rate", type=float)
 @click.option("--dropout", type=float)
-@click.option("--patience", type=int, help="Early-stopping patience P (ReduceLROnPlateau at P/4); 0 = off.")
-@click.option("--schedule", type=click.Choice(["plateau", "cosine"]),
-              help="Learning rate: cut x0.1 on a val-loss plateau, or cosine decay over --epochs.")
+@click.option(
+    "--patience", type=int, help="Early-stopping patience P (ReduceLROnPlateau at P/4); 0 = off."
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["plateau", "cosine"]),
+    help="Learning rate: cut x0.1 on a val-loss plateau, or cosine decay over --epochs.",
+)
 @click.option("--warmup-epochs", type=int, help="Linear learning-rate warm-up (cosine schedule).")
 @click.option("--label-smoothing", type=float)
 @click.option("--mixup", type=float, help="Mixup alpha (pairs mixed within a batch); 0 = off.")
-@click.option("--balance", type=click.Choice(["none", "weights", "sampling"]),
-              help="Class-imbalance handling: class weights or balanced sampling.")
-@click.option("--val-fraction", type=float,
-              help="Pool all splits, hold out this stratified fraction (0.4 = paper 1's 60/40).")
+@click.option(
+    "--balance",
+    type=click.Choice(["none", "weights", "sampling"]),
+    help="Class-imbalance handling: class weights or balanced sampling.",
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    help="Pool all splits, hold out this stratified fraction (0.4 = paper 1's 60/40).",
+)
 @click.option("--seed", type=int)
-@click.option("--distribute", type=click.Choice(["mirrored", "multiworker"]), help="tf.distribute strategy.")
-@click.option("--cpu-replicas", type=click.IntRange(1, 64), default=1,
-              help="Split the CPU into N logical devices (to try --distribute without GPUs).")
+@click.option(
+    "--distribute", type=click.Choice(["mirrored", "multiworker"]), help="tf.distribute strategy."
+)
+@click.option(
+    "--cpu-replicas",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Split the CPU into N logical devices (to try --distribute without GPUs).",
+)
 @ferplus_option
 @skip_bad_option
-def train(arch, data_path, out, resume, config_file, distribute, cpu_replicas, ferplus, skip_bad,
-          **overrides):
+def train(
+    arch,
+    data_path,
+    out,
+    resume,
+    config_file,
+    distribute,
+    cpu_replicas,
+    ferplus,
+    skip_bad,
+    **overrides,
+):
     """Train a model; checkpoints every epoch, so --resume continues a killed run."""
     from edgefer.train.config import load_run_config, resolve
     from edgefer.train.runner import train as run_training
@@ -55,13 +93,30 @@ def train(arch, data_path, out, resume, config_file, distribute, cpu_replicas, f
         raise EdgeferError("--arch: required for a new run (see `edgefer models`)")
     else:
         cfg = resolve(arch, config_file, **overrides)
-    metrics = run_training(cfg, data_path, resume or out, resume=bool(resume), ferplus=ferplus,
-                           distribute=distribute, cpu_replicas=cpu_replicas, skip_bad=skip_bad,
-                           log=lambda m: click.echo(m, err=True))
-    rows = [[metrics[r]["split"], f"{100 * metrics[r]['accuracy']:.2f}",
-             f"{100 * metrics[r]['macro_f1']:.2f}"] for r in ("val", "test") if r in metrics]
-    click.echo(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
-               f"{metrics['train_seconds']:.0f} s training; wrote {resume or out}/")
+    metrics = run_training(
+        cfg,
+        data_path,
+        resume or out,
+        resume=bool(resume),
+        ferplus=ferplus,
+        distribute=distribute,
+        cpu_replicas=cpu_replicas,
+        skip_bad=skip_bad,
+        log=lambda m: click.echo(m, err=True),
+    )
+    rows = [
+        [
+            metrics[r]["split"],
+            f"{100 * metrics[r]['accuracy']:.2f}",
+            f"{100 * metrics[r]['macro_f1']:.2f}",
+        ]
+        for r in ("val", "test")
+        if r in metrics
+    ]
+    click.echo(
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+        f"{metrics['train_seconds']:.0f} s training; wrote {resume or out}/"
+    )
     click.echo(format_table(["split", "accuracy %", "macro F1 %"], rows))
 
 
@@ -70,7 +125,9 @@ def train(arch, data_path, out, resume, config_file, distribute, cpu_replicas, f
 @click.option("--data", "data_path", required=True, type=click.Path())
 @click.option("--split", default="PrivateTest", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG here.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG here."
+)
 @ferplus_option
 @skip_bad_option
 def evaluate(model, data_path, split, as_json, plot, ferplus, skip_bad):
@@ -86,25 +143,51 @@ def evaluate(model, data_path, split, as_json, plot, ferplus, skip_bad):
     task = parse_task(task_name)
     ds = load_and_report(data_path, skip_bad, ferplus)
     part = task_part(ds.split(split), task, split)
-    report = evaluate_probs(scores_in_batches(runtime, prep.apply(part.images)), part.labels,
-                            task.class_names)
+    report = evaluate_probs(
+        scores_in_batches(runtime, prep.apply(part.images)), part.labels, task.class_names
+    )
     report = {"model": str(model), "split": split, **report}
     if plot:
-        confusion(report["confusion"], task.class_names, plot,
-                  f"{Path(model).name} on {split}: accuracy {100 * report['accuracy']:.2f}%")
+        confusion(
+            report["confusion"],
+            task.class_names,
+            plot,
+            f"{Path(model).name} on {split}: accuracy {100 * report['accuracy']:.2f}%",
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{model} on {split} ({report['count']:,} images): accuracy "
-               f"{100 * report['accuracy']:.2f}%, macro F1 {100 * report['macro_f1']:.2f}%")
-    rows = [[name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
-             m["support"]] for name, m in report["per_class"].items()]
-    rows.append(["macro", f"{100 * report['macro_precision']:.1f}",
-                 f"{100 * report['macro_recall']:.1f}", f"{100 * report['macro_f1']:.1f}", report["count"]])
+    click.echo(
+        f"{model} on {split} ({report['count']:,} images): accuracy "
+        f"{100 * report['accuracy']:.2f}%, macro F1 {100 * report['macro_f1']:.2f}%"
+    )
+    rows = [
+        [
+            name,
+            f"{100 * m['precision']:.1f}",
+            f"{100 * m['recall']:.1f}",
+            f"{100 * m['f1']:.1f}",
+            m["support"],
+        ]
+        for name, m in report["per_class"].items()
+    ]
+    rows.append(
+        [
+            "macro",
+            f"{100 * report['macro_precision']:.1f}",
+            f"{100 * report['macro_recall']:.1f}",
+            f"{100 * report['macro_f1']:.1f}",
+            report["count"],
+        ]
+    )
     click.echo(format_table(["class", "precision %", "recall %", "F1 %", "support"], rows))
     click.echo("\nconfusion (rows = true, columns = predicted)")
-    click.echo(format_table(["", *task.class_names],
-                            [[n, *r] for n, r in zip(task.class_names, report["confusion"])]))
+    click.echo(
+        format_table(
+            ["", *task.class_names],
+            [[n, *r] for n, r in zip(task.class_names, report["confusion"])],
+        )
+    )
 
 
 @click.command()
@@ -116,12 +199,45 @@ def models():
     rows = []
     for name, arch in ARCHS.items():
         cfg = resolve(name)
-        m = arch.build(2 if name == "seed-binary" else 7, cfg.preprocessing.input_shape,
-                       dropout=cfg.dropout)
-        rows.append([name, m.count_params(), f"{count_macs(m) / 1e6:.1f}M",
-                     "x".join(map(str, cfg.preprocessing.input_shape)), ARCH_DEFAULTS[name]["task"],
-                     arch.summary])
+        m = arch.build(
+            2 if name == "seed-binary" else 7, cfg.preprocessing.input_shape, dropout=cfg.dropout
+        )
+        rows.append(
+            [
+                name,
+                m.count_params(),
+                f"{count_macs(m) / 1e6:.1f}M",
+                "x".join(map(str, cfg.preprocessing.input_shape)),
+                ARCH_DEFAULTS[name]["task"],
+                arch.summary,
+            ]
+        )
     click.echo(format_table(["arch", "parameters", "MACs", "input", "task", "design"], rows))
+    bundled_table()
+
+
+def bundled_table() -> None:
+    """The bundled model's formats with the top-1 its own accuracy-drop report measured."""
+    from edgefer.bundled import bundled_results, default_bundle
+    from edgefer.device.manifest import load_manifest
+
+    manifest, results = load_manifest(default_bundle()), bundled_results()
+    if results is None:
+        click.echo(f"\nbundled model ({default_bundle()}): {manifest.arch}, not benchmarked")
+        return
+    click.echo(
+        f"\nbundled model (used when --model is not given): {manifest.arch}, "
+        f"{results['split']} top-1 on {results['count']:,} images"
+    )
+    click.echo(
+        format_table(
+            ["format", "KiB", "top-1 %"],
+            [
+                [fmt, f"{results['size_bytes'][fmt] / 1024:.0f}", f"{100 * acc:.2f}"]
+                for fmt, acc in results["accuracy"].items()
+            ],
+        )
+    )
 
 
 def _number_list(kind):
@@ -130,28 +246,52 @@ def _number_list(kind):
             return [kind(v) for v in value.split(",") if v.strip()]
         except ValueError:
             raise click.BadParameter(
-                f"expected comma-separated {kind.__name__}s, got '{value}'") from None
+                f"expected comma-separated {kind.__name__}s, got '{value}'"
+            ) from None
+
     return parse
 
 
 @click.command()
 @click.option("--arch", required=True, help="Arch whose recipe is the starting point.")
 @click.option("--data", "data_path", required=True, type=click.Path())
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Sweep directory (one run per trial; rerun the same command to resume).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Sweep directory (one run per trial; rerun the same command to resume).",
+)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False))
-@click.option("--batch-sizes", default="16,32,64,128,256", show_default=True,
-              callback=_number_list(int))
-@click.option("--epochs-list", default="25,50,100,200", show_default=True, callback=_number_list(int))
-@click.option("--dropouts", default="0.3,0.4,0.5,0.6,0.7", show_default=True,
-              callback=_number_list(float))
+@click.option(
+    "--batch-sizes", default="16,32,64,128,256", show_default=True, callback=_number_list(int)
+)
+@click.option(
+    "--epochs-list", default="25,50,100,200", show_default=True, callback=_number_list(int)
+)
+@click.option(
+    "--dropouts", default="0.3,0.4,0.5,0.6,0.7", show_default=True, callback=_number_list(float)
+)
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Budget: cap every trial's epochs.")
-@click.option("--data-fraction", type=click.FloatRange(0, 1, min_open=True),
-              help="Budget: train every trial on this stratified share of the training split.")
+@click.option(
+    "--data-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Budget: train every trial on this stratified share of the training split.",
+)
 @click.option("--seed", type=int)
 @skip_bad_option
-def sweep(arch, data_path, out, config_file, batch_sizes, epochs_list, dropouts, max_epochs,
-          data_fraction, seed, skip_bad):
+def sweep(
+    arch,
+    data_path,
+    out,
+    config_file,
+    batch_sizes,
+    epochs_list,
+    dropouts,
+    max_epochs,
+    data_fraction,
+    seed,
+    skip_bad,
+):
     """Paper 2's protocol: batch size, then epochs, then dropout, each stage keeping the best."""
     from edgefer.train.config import resolve
     from edgefer.train.runner import _load_data
@@ -160,12 +300,28 @@ def sweep(arch, data_path, out, config_file, batch_sizes, epochs_list, dropouts,
     base = resolve(arch, config_file, train_fraction=data_fraction, seed=seed)
     data = _load_data(base, data_path, None, skip_bad)
     stages = [("batch_size", batch_sizes), ("epochs", epochs_list), ("dropout", dropouts)]
-    rows, best = run_sweep(base, data, out, stages, max_epochs,
-                           log=lambda m: click.echo(m, err=True))
-    click.echo(format_table(["stage", "value", "batch", "epochs", "dropout", "val acc %",
-                             "best epoch", "seconds"],
-                            [[r["stage"], r["value"], r["batch_size"], r["epochs"], r["dropout"],
-                              f"{100 * r['val_accuracy']:.2f}", r["best_epoch"],
-                              f"{r['train_seconds']:.0f}"] for r in rows]))
-    click.echo(f"best: batch_size {best.batch_size}, epochs {best.epochs}, dropout {best.dropout} "
-               f"(table: {out}/sweep.csv)")
+    rows, best = run_sweep(
+        base, data, out, stages, max_epochs, log=lambda m: click.echo(m, err=True)
+    )
+    click.echo(
+        format_table(
+            ["stage", "value", "batch", "epochs", "dropout", "val acc %", "best epoch", "seconds"],
+            [
+                [
+                    r["stage"],
+                    r["value"],
+                    r["batch_size"],
+                    r["epochs"],
+                    r["dropout"],
+                    f"{100 * r['val_accuracy']:.2f}",
+                    r["best_epoch"],
+                    f"{r['train_seconds']:.0f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    click.echo(
+        f"best: batch_size {best.batch_size}, epochs {best.epochs}, dropout {best.dropout} "
+        f"(table: {out}/sweep.csv)"
+    )

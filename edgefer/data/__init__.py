@@ -10,10 +10,12 @@ from edgefer.data.folders import read_image_folders
 from edgefer.data.kaggle_csv import read_kaggle_csv
 from edgefer.errors import DataError
 
-__all__ = ["FerData", "KAGGLE_SPLITS", "Skipped", "load_fer"]
+__all__ = ["KAGGLE_SPLITS", "FerData", "Skipped", "load_fer"]
 
 
-def load_fer(path: str | Path, skip_bad: bool = False, ferplus: str | Path | None = None) -> FerData:
+def load_fer(
+    path: str | Path, skip_bad: bool = False, ferplus: str | Path | None = None
+) -> FerData:
     """Load a CSV file or an image-folder tree; optionally relabel with a FER+ vote file."""
     path = Path(path)
     if path.is_dir():
@@ -21,9 +23,13 @@ def load_fer(path: str | Path, skip_bad: bool = False, ferplus: str | Path | Non
     elif path.is_file():
         data = read_kaggle_csv(path, skip_bad=skip_bad)
     else:
-        raise DataError(str(path), "no such file or folder; expected a FER2013 CSV or image folders")
+        raise DataError(
+            str(path), "no such file or folder; expected a FER2013 CSV or image folders"
+        )
     if ferplus is not None:
         if path.is_dir():
-            raise DataError(str(ferplus), "FER+ labels join a FER2013 CSV row by row, not image folders")
+            raise DataError(
+                str(ferplus), "FER+ labels join a FER2013 CSV row by row, not image folders"
+            )
         data = join_ferplus(data, ferplus)
     return data

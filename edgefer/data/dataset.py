@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, shown
 from edgefer.labels import FER7
 
 # The Kaggle CSV's Usage values, in the order they mean train / validation / test.
@@ -40,7 +40,7 @@ class FerData:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> "FerData":
+    def subset(self, mask: np.ndarray) -> FerData:
         return replace(
             self,
             images=self.images[mask],
@@ -49,11 +49,12 @@ class FerData:
             soft_labels=None if self.soft_labels is None else self.soft_labels[mask],
         )
 
-    def split(self, name: str) -> "FerData":
+    def split(self, name: str) -> FerData:
         """The items of one split; an unknown name is an error that lists the known ones."""
         if name not in self.split_names:
             raise EdgeferError(
-                f"{self.source}: no split '{name}'; it has {', '.join(self.split_names)}"
+                f"{shown(self.source, None)}: no split '{shown(name)}'; it has "
+                f"{', '.join(shown(s) for s in self.split_names)}"
             )
         return self.subset(self.split_codes == self.split_names.index(name))
 
@@ -75,7 +76,9 @@ SPLIT_ROLES = {
 
 
 def _split_rank(name: str) -> int:
-    return next((i for i, names in enumerate(SPLIT_ROLES.values()) if name in names), len(SPLIT_ROLES))
+    return next(
+        (i for i, names in enumerate(SPLIT_ROLES.values()) if name in names), len(SPLIT_ROLES)
+    )
 
 
 def split_codes_from_names(names: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.data.dataset import FerData, Skipped
-from edgefer.data.kaggle_csv import open_text
-from edgefer.errors import DataError
+from edgefer.data.kaggle_csv import READ_ERRORS, open_text
+from edgefer.errors import DataError, shown
 
 # FER+ vote columns that map onto FER2013's classes, by FER2013 id.
 VOTE_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -25,6 +25,7 @@ NO_CLASS_COLUMNS = ("contempt", "unknown", "NF")
 def read_votes(path: str | Path) -> tuple[list[str], np.ndarray]:
     """(Usage per row, votes (N, 10) in VOTE_COLUMNS + NO_CLASS_COLUMNS order)."""
     path = Path(path)
+    name = shown(path, None)
     usages, votes = [], []
     try:
         with open_text(path) as f:
@@ -34,17 +35,21 @@ def read_votes(path: str | Path) -> tuple[list[str], np.ndarray]:
             needed = ("Usage", *VOTE_COLUMNS, *NO_CLASS_COLUMNS)
             missing = [c for c in needed if c not in fields]
             if missing:
-                raise DataError(str(path), f"header lacks {', '.join(missing)}; expected the FER+ "
-                                "fer2013new.csv columns")
+                raise DataError(
+                    name,
+                    f"header lacks {', '.join(missing)}; expected the FER+ fer2013new.csv columns",
+                )
             for row in reader:
-                try:
-                    votes.append([int(row[c]) for c in VOTE_COLUMNS + NO_CLASS_COLUMNS])
-                except (TypeError, ValueError):
-                    raise DataError(f"{path}:{reader.line_num}",
-                                    "votes: expected integer counts") from None
+                cells = [row[c] for c in VOTE_COLUMNS + NO_CLASS_COLUMNS]
+                cells = [c.strip() if isinstance(c, str) else "" for c in cells]
+                if not all(c.isascii() and c.isdigit() and len(c) < 10 for c in cells):
+                    raise DataError(
+                        f"{name}:{reader.line_num}", "votes: expected integer counts 0 or more"
+                    )
+                votes.append([int(c) for c in cells])
                 usages.append(row["Usage"].strip())
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(str(path), f"cannot read as a FER+ label file ({exc})") from None
+    except READ_ERRORS as exc:
+        raise DataError(name, f"cannot read as a FER+ label file ({shown(exc, 200)})") from None
     return usages, np.array(votes, np.float32).reshape(-1, 10)
 
 
@@ -55,15 +60,22 @@ def join_ferplus(data: FerData, ferplus_path: str | Path) -> FerData:
     votes. They are reported in `skipped`, like any other item left out.
     """
     usages, votes = read_votes(ferplus_path)
+    name, source = shown(ferplus_path, None), shown(data.source, None)
     if len(usages) != len(data):
-        raise DataError(str(ferplus_path), f"{len(usages)} rows, but {data.source} has {len(data)}; "
-                        "expected the FER2013 CSV in its original row order")
+        raise DataError(
+            name,
+            f"{len(usages)} rows, but {source} has {len(data)}; "
+            "expected the FER2013 CSV in its original row order",
+        )
     row_splits = np.array(data.split_names)[data.split_codes]
     mismatch = np.flatnonzero(np.array(usages) != row_splits)
     if mismatch.size:
         i = int(mismatch[0])
-        raise DataError(f"{ferplus_path}:{i + 2}", f"Usage '{usages[i]}' but {data.source} row {i + 2} "
-                        f"is '{row_splits[i]}'; expected the FER2013 CSV in its original row order")
+        raise DataError(
+            f"{name}:{i + 2}",
+            f"Usage '{shown(usages[i])}' but {source} row {i + 2} "
+            f"is '{row_splits[i]}'; expected the FER2013 CSV in its original row order",
+        )
     top = votes.max(axis=1)
     winner = votes.argmax(axis=1)
     tie = (votes == top[:, None]).sum(axis=1) > 1
@@ -71,8 +83,10 @@ def join_ferplus(data: FerData, ferplus_path: str | Path) -> FerData:
     class_votes = votes[:, : len(VOTE_COLUMNS)]
     totals = class_votes.sum(axis=1, keepdims=True)
     soft = np.divide(class_votes, totals, out=np.zeros_like(class_votes), where=totals > 0)
-    reasons = np.where(top == 0, "no votes", np.where(tie, "tied votes", "plurality is contempt/unknown/NF"))
-    dropped = [Skipped(f"{ferplus_path}:{i + 2}", f"FER+ {reasons[i]}") for i in np.flatnonzero(~keep)]
+    reasons = np.where(
+        top == 0, "no votes", np.where(tie, "tied votes", "plurality is contempt/unknown/NF")
+    )
+    dropped = [Skipped(f"{name}:{i + 2}", f"FER+ {reasons[i]}") for i in np.flatnonzero(~keep)]
     out = data.subset(keep)
     out.labels = winner[keep].astype(np.int64)
     out.soft_labels = soft[keep]

@@ -16,7 +16,7 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     for cls in np.unique(labels):
         idx = np.flatnonzero(labels == cls)
         rng.shuffle(idx)
-        holdout[idx[: int(round(len(idx) * fraction))]] = True
+        holdout[idx[: round(len(idx) * fraction)]] = True
     return holdout
 
 

@@ -14,7 +14,15 @@ from edgefer.model_card import write_card
 from edgefer.plots import training_curves
 from edgefer.tf import keras
 
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+HISTORY_FIELDS = (
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+)
 
 
 class RunState:
@@ -25,11 +33,20 @@ class RunState:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "checkpoint" / "state.json"
-        self.data = {"epoch": 0, "checkpoint": None, "best_val_accuracy": -1.0, "best_epoch": 0,
-                     "history": [], "callbacks": {}, "seed_states": [], "train_seconds": 0.0, "stopped_early": False,
-                     "finished": False}
+        self.data = {
+            "epoch": 0,
+            "checkpoint": None,
+            "best_val_accuracy": -1.0,
+            "best_epoch": 0,
+            "history": [],
+            "callbacks": {},
+            "seed_states": [],
+            "train_seconds": 0.0,
+            "stopped_early": False,
+            "finished": False,
+        }
 
-    def load(self) -> "RunState":
+    def load(self) -> RunState:
         self.data.update(json.loads(self.path.read_text()))
         return self
 
@@ -44,8 +61,10 @@ class RunState:
 
 
 # Callback attributes that Keras resets in on_train_begin and that a resumed run must keep.
-_CALLBACK_FIELDS = {"early_stopping": ("wait", "best"),
-                    "reduce_lr": ("wait", "best", "cooldown_counter")}
+_CALLBACK_FIELDS = {
+    "early_stopping": ("wait", "best"),
+    "reduce_lr": ("wait", "best", "cooldown_counter"),
+}
 
 
 class RestoreCallbackState(keras.callbacks.Callback):
@@ -78,24 +97,36 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         seconds = time.perf_counter() - self.t0
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        row = {"epoch": epoch + 1, **{k: float(logs.get(k, float("nan"))) for k in
-                                      ("loss", "accuracy", "val_loss", "val_accuracy")},
-               "learning_rate": lr, "seconds": round(seconds, 1)}
+        row = {
+            "epoch": epoch + 1,
+            **{
+                k: float(logs.get(k, float("nan")))
+                for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+            },
+            "learning_rate": lr,
+            "seconds": round(seconds, 1),
+        }
         st = self.state
         if row["val_accuracy"] > st["best_val_accuracy"]:
             with atomic_file(self.run_dir / "model.keras") as tmp:
                 self.model.save(tmp)
-            write_card(self.run_dir / "model.keras", {**self.card, "epoch": epoch + 1,
-                                                      "val_accuracy": row["val_accuracy"]})
+            write_card(
+                self.run_dir / "model.keras",
+                {**self.card, "epoch": epoch + 1, "val_accuracy": row["val_accuracy"]},
+            )
             st["best_val_accuracy"], st["best_epoch"] = row["val_accuracy"], epoch + 1
         ckpt = f"epoch-{epoch + 1:04d}.keras"
         with atomic_file(self.run_dir / "checkpoint" / ckpt) as tmp:
             self.model.save(tmp)
         previous = st["checkpoint"]
         st["history"].append(row)
-        st["callbacks"] = {name: {a: _plain(getattr(cb, a)) for a in _CALLBACK_FIELDS[name]}
-                           for name, cb in self.named.items()}
-        st["seed_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in seed_states(self.model)]
+        st["callbacks"] = {
+            name: {a: _plain(getattr(cb, a)) for a in _CALLBACK_FIELDS[name]}
+            for name, cb in self.named.items()
+        }
+        st["seed_states"] = [
+            keras.ops.convert_to_numpy(v).tolist() for v in seed_states(self.model)
+        ]
         st["epoch"], st["checkpoint"] = epoch + 1, ckpt
         st["train_seconds"] += seconds
         st["stopped_early"] = bool(self.model.stop_training)  # EarlyStopping runs before us
@@ -126,22 +157,33 @@ class ProgressBar(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         tty = sys.stderr.isatty()
-        self.bar = tqdm(total=(self.total_epochs - self.initial_epoch) * self.steps, unit="batch",
-                        file=sys.stderr, mininterval=0.5 if tty else 60, dynamic_ncols=True,
-                        desc=f"epoch {self.initial_epoch + 1}/{self.total_epochs}")
+        self.bar = tqdm(
+            total=(self.total_epochs - self.initial_epoch) * self.steps,
+            unit="batch",
+            file=sys.stderr,
+            mininterval=0.5 if tty else 60,
+            dynamic_ncols=True,
+            desc=f"epoch {self.initial_epoch + 1}/{self.total_epochs}",
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
         if logs and batch % 20 == 0:
-            self.bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}",
-                                 refresh=False)
+            self.bar.set_postfix(
+                loss=f"{logs.get('loss', 0):.3f}",
+                acc=f"{logs.get('accuracy', 0):.3f}",
+                refresh=False,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.bar.set_description(f"epoch {min(epoch + 2, self.total_epochs)}/{self.total_epochs}")
-        self.bar.write(f"epoch {epoch + 1}/{self.total_epochs}: loss {logs.get('loss', 0):.4f} "
-                       f"acc {logs.get('accuracy', 0):.4f} val_loss {logs.get('val_loss', 0):.4f} "
-                       f"val_acc {logs.get('val_accuracy', 0):.4f}", file=sys.stderr)
+        self.bar.write(
+            f"epoch {epoch + 1}/{self.total_epochs}: loss {logs.get('loss', 0):.4f} "
+            f"acc {logs.get('accuracy', 0):.4f} val_loss {logs.get('val_loss', 0):.4f} "
+            f"val_acc {logs.get('val_accuracy', 0):.4f}",
+            file=sys.stderr,
+        )
 
     def on_train_end(self, logs=None):
         self.bar.close()

@@ -71,7 +71,9 @@ class TrainConfig:
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(size=self.size, channels=self.channels, normalization=self.normalization)
+        return Preprocessing(
+            size=self.size, channels=self.channels, normalization=self.normalization
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,17 +82,49 @@ class TrainConfig:
 ARCH_DEFAULTS = {
     # Paper 1: rescale 1/255, rotation 20, horizontal flip, shear 0.2, Adam, BCE, batch 64, 60/40.
     # (ImageDataGenerator reads shear_range in degrees, so 0.2 is a 0.2-degree shear.)
-    "seed-binary": dict(task="sad-vs-fear", normalization="zero_one", channels=3, rotation=20,
-                        shear=0.2, hflip=True, batch_size=64, epochs=50, val_fraction=0.4),
+    "seed-binary": dict(
+        task="sad-vs-fear",
+        normalization="zero_one",
+        channels=3,
+        rotation=20,
+        shear=0.2,
+        hflip=True,
+        batch_size=64,
+        epochs=50,
+        val_fraction=0.4,
+    ),
     # Paper 2: [-1,1], rotation up to 90, shifts of 10 px, zoom 0.7-1.3, flip, batch 32,
     # dropout 0.6, early stopping (patience P) with ReduceLROnPlateau x0.1 at P/4.
-    "seed-fcn7": dict(task="fer7", normalization="minus_one_one", channels=1, rotation=90,
-                      shift=10, zoom_min=0.7, zoom_max=1.3, hflip=True, batch_size=32, dropout=0.6,
-                      epochs=200, patience=20),
+    "seed-fcn7": dict(
+        task="fer7",
+        normalization="minus_one_one",
+        channels=1,
+        rotation=90,
+        shift=10,
+        zoom_min=0.7,
+        zoom_max=1.3,
+        hflip=True,
+        batch_size=32,
+        dropout=0.6,
+        epochs=200,
+        patience=20,
+    ),
     # edgefer's own: milder augmentation (FER faces are aligned), label smoothing, batch 64.
-    "edge": dict(task="fer7", normalization="minus_one_one", channels=1, rotation=15, shift=4,
-                 zoom_min=0.9, zoom_max=1.1, hflip=True, batch_size=64, dropout=0.4, epochs=120,
-                 patience=20, label_smoothing=0.1),
+    "edge": dict(
+        task="fer7",
+        normalization="minus_one_one",
+        channels=1,
+        rotation=15,
+        shift=4,
+        zoom_min=0.9,
+        zoom_max=1.1,
+        hflip=True,
+        batch_size=64,
+        dropout=0.4,
+        epochs=120,
+        patience=20,
+        label_smoothing=0.1,
+    ),
 }
 
 
@@ -100,7 +134,9 @@ def read_config_file(path: str | Path) -> dict:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (OSError, ValueError) as exc:
-        raise EdgeferError(f"{path}: cannot read as a {path.suffix or 'JSON'} config ({exc})") from None
+        raise EdgeferError(
+            f"{path}: cannot read as a {path.suffix or 'JSON'} config ({exc})"
+        ) from None
     if not isinstance(data, dict):
         raise EdgeferError(f"{path}: expected a table/object of config fields")
     return data
@@ -117,8 +153,10 @@ def resolve(arch: str, config_file: str | None = None, **overrides) -> TrainConf
         file_values = read_config_file(config_file)
         unknown = sorted(set(file_values) - known)
         if unknown:
-            raise EdgeferError(f"{config_file}: unknown field {unknown[0]}; expected some of "
-                               f"{', '.join(sorted(known))}")
+            raise EdgeferError(
+                f"{config_file}: unknown field {unknown[0]}; expected some of "
+                f"{', '.join(sorted(known))}"
+            )
         values.update(file_values)
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["arch"] = arch
@@ -131,5 +169,7 @@ def resolve(arch: str, config_file: str | None = None, **overrides) -> TrainConf
 def load_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise EdgeferError(f"{run_dir}: no config.json; expected a run directory made by edgefer train")
+        raise EdgeferError(
+            f"{run_dir}: no config.json; expected a run directory made by edgefer train"
+        )
     return replace(TrainConfig(arch="seed-fcn7"), **json.loads(path.read_text()))

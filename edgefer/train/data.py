@@ -36,8 +36,11 @@ def task_part(data: FerData, task: Task, name: str) -> Part:
     part = Part(name, data.images[keep], labels, soft)
     missing = [task.class_names[i] for i in range(task.num_classes) if not (labels == i).any()]
     if missing:
-        raise DataError(f"{data.source} [{name}]", f"no images of {', '.join(missing)}; task "
-                        f"{task.name} needs every one of {', '.join(task.class_names)}")
+        raise DataError(
+            f"{data.source} [{name}]",
+            f"no images of {', '.join(missing)}; task "
+            f"{task.name} needs every one of {', '.join(task.class_names)}",
+        )
     return part
 
 
@@ -54,8 +57,12 @@ def task_parts(data: FerData, task: Task, cfg) -> dict[str, Part]:
     if cfg.train_fraction < 1:
         train = parts["train"]
         keep = stratified_holdout(train.labels, cfg.train_fraction, cfg.seed)
-        parts["train"] = Part(train.name, train.images[keep], train.labels[keep],
-                              None if train.soft is None else train.soft[keep])
+        parts["train"] = Part(
+            train.name,
+            train.images[keep],
+            train.labels[keep],
+            None if train.soft is None else train.soft[keep],
+        )
     return parts
 
 
@@ -68,22 +75,31 @@ def _split_parts(data: FerData, task: Task, cfg) -> dict[str, Part]:
     """
     if cfg.val_fraction > 0:
         pooled = resplit(data, cfg.val_fraction, cfg.seed, names=("train", "holdout"))
-        parts = {"train": task_part(pooled.split("train"), task, "train"),
-                 "val": task_part(pooled.split("holdout"), task, "holdout")}
+        parts = {
+            "train": task_part(pooled.split("train"), task, "train"),
+            "val": task_part(pooled.split("holdout"), task, "holdout"),
+        }
         return parts
     train_name = _role(data, "train", cfg.train_split)
     if train_name is None:
-        raise DataError(data.source, f"no training split among {', '.join(data.split_names)}; "
-                        "expected Training/train or pass --train-split")
+        raise DataError(
+            data.source,
+            f"no training split among {', '.join(data.split_names)}; "
+            "expected Training/train or pass --train-split",
+        )
     train = data.split(train_name)
     val_name = _role(data, "validation", cfg.val_split)
     if val_name is None:
         holdout = stratified_holdout(train.labels, 0.1, cfg.seed)
-        parts = {"train": task_part(train.subset(~holdout), task, train_name),
-                 "val": task_part(train.subset(holdout), task, f"{train_name}-holdout")}
+        parts = {
+            "train": task_part(train.subset(~holdout), task, train_name),
+            "val": task_part(train.subset(holdout), task, f"{train_name}-holdout"),
+        }
     else:
-        parts = {"train": task_part(train, task, train_name),
-                 "val": task_part(data.split(val_name), task, val_name)}
+        parts = {
+            "train": task_part(train, task, train_name),
+            "val": task_part(data.split(val_name), task, val_name),
+        }
     test_name = _role(data, "test", cfg.test_split)
     if test_name is not None:
         parts["test"] = task_part(data.split(test_name), task, test_name)

@@ -48,13 +48,15 @@ def augment_matrices(n, seed, cfg, size: int):
 
     center = mat([[one, zero, one * c], [zero, one, one * c], [zero, zero, one]])
     uncenter = mat([[one, zero, -one * c], [zero, one, -one * c], [zero, zero, one]])
-    m = (center
-         @ mat([[flip, zero, zero], [zero, one, zero], [zero, zero, one]])
-         @ mat([[cos, -sin, zero], [sin, cos, zero], [zero, zero, one]])
-         @ mat([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
-         @ mat([[zx, zero, zero], [zero, zy, zero], [zero, zero, one]])
-         @ uncenter
-         @ mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]]))
+    m = (
+        center
+        @ mat([[flip, zero, zero], [zero, one, zero], [zero, zero, one]])
+        @ mat([[cos, -sin, zero], [sin, cos, zero], [zero, zero, one]])
+        @ mat([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
+        @ mat([[zx, zero, zero], [zero, zy, zero], [zero, zero, one]])
+        @ uncenter
+        @ mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
+    )
     return tf.reshape(m, (n, 9))[:, :8]
 
 
@@ -71,9 +73,15 @@ def mixup(x, y, seed, alpha: float):
     return lx * x + (1 - lx) * x[::-1], ly * y + (1 - ly) * tf.cast(y[::-1], y.dtype)
 
 
-def train_dataset(images: np.ndarray, targets: np.ndarray, cfg, initial_epoch: int,
-                  weights: np.ndarray | None = None, sample_p: np.ndarray | None = None,
-                  full_batches_only: bool = False):
+def train_dataset(
+    images: np.ndarray,
+    targets: np.ndarray,
+    cfg,
+    initial_epoch: int,
+    weights: np.ndarray | None = None,
+    sample_p: np.ndarray | None = None,
+    full_batches_only: bool = False,
+):
     """Batches for epochs initial_epoch .. cfg.epochs-1, as one dataset for one `fit` call.
 
     images: (N, S, S) uint8; targets: (N, ...) float32; weights: per-item loss weights.
@@ -93,8 +101,11 @@ def train_dataset(images: np.ndarray, targets: np.ndarray, cfg, initial_epoch: i
     def epoch_batches(epoch):
         idx = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
         idx.set_shape([n])
-        batches = tf.data.Dataset.from_tensor_slices(idx).batch(
-            cfg.batch_size, drop_remainder=full_batches_only).enumerate()
+        batches = (
+            tf.data.Dataset.from_tensor_slices(idx)
+            .batch(cfg.batch_size, drop_remainder=full_batches_only)
+            .enumerate()
+        )
         return batches.map(lambda i, b: (epoch, i, b))
 
     def make_batch(epoch, i, idx):
@@ -102,9 +113,13 @@ def train_dataset(images: np.ndarray, targets: np.ndarray, cfg, initial_epoch: i
         b = tf.shape(idx)[0]
         seed = tf.stack([tf.cast(cfg.seed, tf.int64), epoch * 1_000_003 + i])
         x = tf.raw_ops.ImageProjectiveTransformV3(
-            images=x, transforms=augment_matrices(b, seed, cfg, size),
-            output_shape=[size, size], fill_value=0.0, interpolation="BILINEAR",
-            fill_mode="NEAREST")
+            images=x,
+            transforms=augment_matrices(b, seed, cfg, size),
+            output_shape=[size, size],
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="NEAREST",
+        )
         x = x * np.float32(prep.scale) + np.float32(prep.offset)
         if prep.channels == 3:
             x = tf.repeat(x, 3, axis=-1)

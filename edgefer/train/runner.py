@@ -14,8 +14,13 @@ from edgefer.errors import EdgeferError
 from edgefer.evaluate import evaluate_probs, open_model, scores_in_batches
 from edgefer.labels import parse_task
 from edgefer.plots import confusion
-from edgefer.train.callbacks import (EpochCheckpoint, ProgressBar, RestoreCallbackState, RunState,
-                                     seed_states)
+from edgefer.train.callbacks import (
+    EpochCheckpoint,
+    ProgressBar,
+    RestoreCallbackState,
+    RunState,
+    seed_states,
+)
 from edgefer.train.config import TrainConfig
 from edgefer.train.data import Part, task_parts
 from edgefer.train.pipeline import class_balance, train_dataset
@@ -29,7 +34,8 @@ def make_strategy(kind: str | None, cpu_replicas: int = 1):
     if cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
+        )
     if kind is None:
         return tf.distribute.get_strategy()
     if kind == "mirrored":
@@ -55,10 +61,14 @@ def targets_for(part: Part, k: int, binary: bool, cfg: TrainConfig) -> np.ndarra
 def compile_model(model, cfg: TrainConfig, binary: bool):
     from edgefer.tf import keras
 
-    loss = (keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing) if binary else
-            keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
-                  metrics=["accuracy"])
+    loss = (
+        keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing)
+        if binary
+        else keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, metrics=["accuracy"]
+    )
 
 
 def _load_data(cfg: TrainConfig, data_path: str, ferplus: str | None, skip_bad: bool):
@@ -66,12 +76,23 @@ def _load_data(cfg: TrainConfig, data_path: str, ferplus: str | None, skip_bad: 
         ferplus = ferplus or str(Path(data_path).with_name("fer2013new.csv"))
         if not Path(ferplus).is_file():
             raise EdgeferError(f"{ferplus}: FER+ label file not found; pass --ferplus PATH")
-    return load_fer(data_path, skip_bad=skip_bad, ferplus=ferplus if cfg.labels == "ferplus" else None)
+    return load_fer(
+        data_path, skip_bad=skip_bad, ferplus=ferplus if cfg.labels == "ferplus" else None
+    )
 
 
-def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = False,
-          ferplus: str | None = None, distribute: str | None = None, cpu_replicas: int = 1,
-          skip_bad: bool = False, log=print, data=None) -> dict:
+def train(
+    cfg: TrainConfig,
+    data_path: str,
+    run_dir: str | Path,
+    resume: bool = False,
+    ferplus: str | None = None,
+    distribute: str | None = None,
+    cpu_replicas: int = 1,
+    skip_bad: bool = False,
+    log=print,
+    data=None,
+) -> dict:
     """Train (or resume) one run; `data` may be passed pre-loaded (the sweep loads it once)."""
     run_dir = Path(run_dir)
     state = RunState(run_dir)
@@ -83,8 +104,9 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
             log(f"{run_dir}: already finished at epoch {state['epoch']}")
             return json.loads((run_dir / "metrics.json").read_text())
     elif run_dir.exists() and any(run_dir.iterdir()):
-        raise EdgeferError(f"{run_dir}: already exists and is not empty; use --resume {run_dir} "
-                           "or another --out")
+        raise EdgeferError(
+            f"{run_dir}: already exists and is not empty; use --resume {run_dir} or another --out"
+        )
     strategy = make_strategy(distribute, cpu_replicas)
     from edgefer.models import get_arch
     from edgefer.tf import keras
@@ -101,7 +123,9 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
 
     with strategy.scope():
         if resume:
-            model = keras.models.load_model(run_dir / "checkpoint" / state["checkpoint"], safe_mode=True)
+            model = keras.models.load_model(
+                run_dir / "checkpoint" / state["checkpoint"], safe_mode=True
+            )
             for var, value in zip(seed_states(model), state["seed_states"], strict=True):
                 var.assign(np.asarray(value, dtype=var.dtype))
         else:
@@ -109,19 +133,35 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
             compile_model(model, cfg, binary)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
-        raise EdgeferError(f"--batch-size {cfg.batch_size}: expected a multiple of the "
-                           f"{replicas} replicas")
+        raise EdgeferError(
+            f"--batch-size {cfg.batch_size}: expected a multiple of the {replicas} replicas"
+        )
     ds, steps, val_ds = _datasets(parts, cfg, k, binary, replicas, state["epoch"])
-    card = {"arch": cfg.arch, "task": task.name, "class_names": list(task.class_names),
-            "preprocessing": prep.to_dict(), "input_shape": list(prep.input_shape),
-            "labels": cfg.labels, "binary_sigmoid": binary}
-    log(f"{cfg.arch} on {task.name}: train {len(parts['train'])} ({parts['train'].name}), "
+    card = {
+        "arch": cfg.arch,
+        "task": task.name,
+        "class_names": list(task.class_names),
+        "preprocessing": prep.to_dict(),
+        "input_shape": list(prep.input_shape),
+        "labels": cfg.labels,
+        "binary_sigmoid": binary,
+    }
+    log(
+        f"{cfg.arch} on {task.name}: train {len(parts['train'])} ({parts['train'].name}), "
         f"val {len(parts['val'])} ({parts['val'].name}), epochs {state['epoch'] + 1}..{cfg.epochs}, "
-        f"{steps} batches/epoch, {model.count_params():,} parameters, {replicas} replica(s)")
+        f"{steps} batches/epoch, {model.count_params():,} parameters, {replicas} replica(s)"
+    )
     if state["epoch"] < cfg.epochs and not state["stopped_early"]:
-        model.fit(ds, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=state["epoch"],
-                  validation_data=val_ds, verbose=0, shuffle=False,
-                  callbacks=_callbacks(cfg, state, run_dir, card, steps))
+        model.fit(
+            ds,
+            steps_per_epoch=steps,
+            epochs=cfg.epochs,
+            initial_epoch=state["epoch"],
+            validation_data=val_ds,
+            verbose=0,
+            shuffle=False,
+            callbacks=_callbacks(cfg, state, run_dir, card, steps),
+        )
     metrics = final_report(run_dir, parts, state, task)
     state["finished"] = True
     state.save()
@@ -131,24 +171,37 @@ def train(cfg: TrainConfig, data_path: str, run_dir: str | Path, resume: bool = 
     return metrics
 
 
-def _datasets(parts: dict[str, Part], cfg: TrainConfig, k: int, binary: bool, replicas: int,
-              initial_epoch: int):
+def _datasets(
+    parts: dict[str, Part],
+    cfg: TrainConfig,
+    k: int,
+    binary: bool,
+    replicas: int,
+    initial_epoch: int,
+):
     """(training batches, steps per epoch, validation batches)."""
     from edgefer.tf import tf
 
     train_part, val_part = parts["train"], parts["val"]
     item_weights = class_balance(train_part.labels, k)[train_part.labels]
     ds, steps = train_dataset(
-        train_part.images, targets_for(train_part, k, binary, cfg), cfg, initial_epoch,
+        train_part.images,
+        targets_for(train_part, k, binary, cfg),
+        cfg,
+        initial_epoch,
         weights=item_weights if cfg.balance == "weights" else None,
         sample_p=item_weights / item_weights.sum() if cfg.balance == "sampling" else None,
-        full_batches_only=replicas > 1)
+        full_batches_only=replicas > 1,
+    )
     # Per-epoch validation feeds replicas equal shares: at most replicas-1 samples are left out
     # here; the final report scores all of them.
     n_val = len(val_part) - len(val_part) % replicas
     val_ds = tf.data.Dataset.from_tensor_slices(
-        (cfg.preprocessing.apply(val_part.images[:n_val]),
-         targets_for(val_part, k, binary, cfg)[:n_val])).batch(256 * replicas)
+        (
+            cfg.preprocessing.apply(val_part.images[:n_val]),
+            targets_for(val_part, k, binary, cfg)[:n_val],
+        )
+    ).batch(256 * replicas)
     return ds, steps, val_ds
 
 
@@ -157,16 +210,23 @@ def _callbacks(cfg: TrainConfig, state: RunState, run_dir: Path, card: dict, ste
 
     named, schedule = {}, []
     if cfg.patience:
-        named["early_stopping"] = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        named["early_stopping"] = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.patience
+        )
     if cfg.schedule == "cosine":
         schedule = [keras.callbacks.LearningRateScheduler(lambda epoch: cosine_lr(cfg, epoch))]
     elif cfg.patience:
         named["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.1, patience=max(1, cfg.patience // 4), min_lr=1e-6)
+            monitor="val_loss", factor=0.1, patience=max(1, cfg.patience // 4), min_lr=1e-6
+        )
     last_lr = state["history"][-1]["learning_rate"] if state["history"] else None
-    return [*named.values(), RestoreCallbackState(named, state, last_lr), *schedule,
-            EpochCheckpoint(run_dir, state, named, card),
-            ProgressBar(cfg.epochs, state["epoch"], steps)]
+    return [
+        *named.values(),
+        RestoreCallbackState(named, state, last_lr),
+        *schedule,
+        EpochCheckpoint(run_dir, state, named, card),
+        ProgressBar(cfg.epochs, state["epoch"], steps),
+    ]
 
 
 def cosine_lr(cfg: TrainConfig, epoch: int) -> float:
@@ -186,11 +246,19 @@ def final_report(run_dir: Path, parts: dict[str, Part], state: RunState, task) -
     for role in ("val", "test"):
         if role in parts:
             p = parts[role]
-            results[role] = {"split": p.name, **evaluate_probs(
-                scores_in_batches(runtime, prep.apply(p.images)), p.labels, task.class_names)}
+            results[role] = {
+                "split": p.name,
+                **evaluate_probs(
+                    scores_in_batches(runtime, prep.apply(p.images)), p.labels, task.class_names
+                ),
+            }
     shown = results.get("test", results["val"])
-    confusion(shown["confusion"], task.class_names, run_dir / "confusion.png",
-              f"{run_dir.name}: {shown['split']} (row %), accuracy {100 * shown['accuracy']:.2f}%")
+    confusion(
+        shown["confusion"],
+        task.class_names,
+        run_dir / "confusion.png",
+        f"{run_dir.name}: {shown['split']} (row %), accuracy {100 * shown['accuracy']:.2f}%",
+    )
     history = state["history"]
     metrics = {
         "best_epoch": state["best_epoch"],

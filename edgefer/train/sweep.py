@@ -11,8 +11,17 @@ from edgefer.atomic import write_csv
 from edgefer.train.config import TrainConfig
 from edgefer.train.runner import train
 
-SWEEP_FIELDS = ("stage", "value", "batch_size", "epochs", "dropout", "val_accuracy",
-                "best_epoch", "train_seconds", "run_dir")
+SWEEP_FIELDS = (
+    "stage",
+    "value",
+    "batch_size",
+    "epochs",
+    "dropout",
+    "val_accuracy",
+    "best_epoch",
+    "train_seconds",
+    "run_dir",
+)
 
 
 def stage_values(field: str, values, max_epochs: int | None) -> list:
@@ -21,8 +30,14 @@ def stage_values(field: str, values, max_epochs: int | None) -> list:
     return list(dict.fromkeys(values))
 
 
-def sweep(base: TrainConfig, data, out_dir: str | Path, stages: list[tuple[str, list]],
-          max_epochs: int | None = None, log=print) -> tuple[list[dict], TrainConfig]:
+def sweep(
+    base: TrainConfig,
+    data,
+    out_dir: str | Path,
+    stages: list[tuple[str, list]],
+    max_epochs: int | None = None,
+    log=print,
+) -> tuple[list[dict], TrainConfig]:
     out_dir = Path(out_dir)
     best = replace(base, epochs=min(base.epochs, max_epochs)) if max_epochs else base
     rows = []
@@ -36,10 +51,19 @@ def sweep(base: TrainConfig, data, out_dir: str | Path, stages: list[tuple[str, 
             metrics = train(cfg, data.source, run_dir, resume=resume, log=log, data=data)
             acc = metrics["val"]["accuracy"]
             scored.append((acc, value))
-            rows.append({"stage": field, "value": value, "batch_size": cfg.batch_size,
-                         "epochs": cfg.epochs, "dropout": cfg.dropout, "val_accuracy": round(acc, 4),
-                         "best_epoch": metrics["best_epoch"], "train_seconds": metrics["train_seconds"],
-                         "run_dir": str(run_dir)})
+            rows.append(
+                {
+                    "stage": field,
+                    "value": value,
+                    "batch_size": cfg.batch_size,
+                    "epochs": cfg.epochs,
+                    "dropout": cfg.dropout,
+                    "val_accuracy": round(acc, 4),
+                    "best_epoch": metrics["best_epoch"],
+                    "train_seconds": metrics["train_seconds"],
+                    "run_dir": str(run_dir),
+                }
+            )
             write_csv(out_dir / "sweep.csv", SWEEP_FIELDS, rows)
         # ties keep the value listed first
         best = replace(best, **{field: max(scored, key=lambda t: t[0])[1]})

@@ -1,19 +1,16 @@
 import json
 
 import cv2
-from click.testing import CliRunner
 
-from edgefer.cli import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(map(str, args)))
+from tests.cli_helpers import run
 
 
 def test_detect_image_json_and_save(tiny_bundle, astronaut_bgr, tmp_path):
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), astronaut_bgr)
-    res = run("detect", "--model", tiny_bundle, "--source", img, "--json", "--save", tmp_path / "o.png")
+    res = run(
+        "detect", "--model", tiny_bundle, "--source", img, "--json", "--save", tmp_path / "o.png"
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.splitlines()[-1])
     assert len(out["faces"]) == 1 and out["faces"][0]["label"] in out["faces"][0]["scores"]
@@ -25,8 +22,17 @@ def test_detect_video_saves_mp4_only_when_asked(tiny_bundle, face_video, tmp_pat
     res = run("detect", "--model", tiny_bundle, "--source", face_video, "--frames", 10)
     assert res.exit_code == 0 and res.stdout.count("face.mp4#") == 10
     assert list(tmp_path.iterdir()) == []
-    res = run("detect", "--model", tiny_bundle, "--source", face_video, "--frames", 10,
-              "--save", tmp_path / "o.mp4")
+    res = run(
+        "detect",
+        "--model",
+        tiny_bundle,
+        "--source",
+        face_video,
+        "--frames",
+        10,
+        "--save",
+        tmp_path / "o.mp4",
+    )
     assert res.exit_code == 0
     cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
@@ -37,7 +43,14 @@ def test_bench_reports_stages_and_backends(tiny_bundle, face_video):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["frames"] == 20 and out["fps"] > 0
-    assert set(out["stages"]) == {"decode", "detect", "preprocess", "inference", "postprocess", "total"}
+    assert set(out["stages"]) == {
+        "decode",
+        "detect",
+        "preprocess",
+        "inference",
+        "postprocess",
+        "total",
+    }
     assert {"p50", "p95", "p99", "max"} <= set(out["stages"]["total"])
     models = {m["backend"]: m for m in out["models"]}
     assert models["cpu"]["format"] == "tflite-int8" and "not available" in models["edgetpu"]["note"]
@@ -50,6 +63,19 @@ def test_detect_bad_model_and_delegate(tmp_path, tiny_bundle, face_video):
     assert res.exit_code == 2 and "manifest.json: not found" in res.output
     res = run("detect", "--model", tiny_bundle, "--source", face_video, "--backend", "external")
     assert res.exit_code == 2 and "--delegate-library PATH is required" in res.output
-    res = run("detect", "--model", tiny_bundle, "--source", face_video, "--frames", 2,
-              "--backend", "gpu", "--delegate-library", "/no/lib.so", "--fallback", "cpu")
+    res = run(
+        "detect",
+        "--model",
+        tiny_bundle,
+        "--source",
+        face_video,
+        "--frames",
+        2,
+        "--backend",
+        "gpu",
+        "--delegate-library",
+        "/no/lib.so",
+        "--fallback",
+        "cpu",
+    )
     assert res.exit_code == 0 and res.stdout.count("face.mp4#") == 2

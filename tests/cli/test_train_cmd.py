@@ -3,34 +3,61 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from edgefer.cli import main
 from edgefer.train import callbacks
+from tests.cli_helpers import run
 
-RUN_FILES = {"model.keras", "model.meta.json", "history.csv", "curves.png", "metrics.json",
-             "confusion.png", "config.json", "checkpoint"}
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(map(str, args)))
+RUN_FILES = {
+    "model.keras",
+    "model.meta.json",
+    "history.csv",
+    "curves.png",
+    "metrics.json",
+    "confusion.png",
+    "config.json",
+    "checkpoint",
+}
 
 
 def test_two_epoch_train_writes_every_run_file(tiny_csv, tmp_path):
     out = tmp_path / "run"
-    res = run("train", "--arch", "edge", "--data", tiny_csv, "--out", out, "--epochs", 2,
-              "--batch-size", 16, "--seed", 1)
+    res = run(
+        "train",
+        "--arch",
+        "edge",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+        "--epochs",
+        2,
+        "--batch-size",
+        16,
+        "--seed",
+        1,
+    )
     assert res.exit_code == 0, res.output
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["test"]["split"] == "PrivateTest"
     assert len(metrics["test"]["confusion"]) == 7
     assert (out / "history.csv").read_text().count("\n") == 3
-    assert json.loads((out / "model.meta.json").read_text())["preprocessing"]["normalization"] \
+    assert (
+        json.loads((out / "model.meta.json").read_text())["preprocessing"]["normalization"]
         == "minus_one_one"
+    )
 
-    ev = run("evaluate", out / "model.keras", "--data", tiny_csv, "--split", "PrivateTest",
-             "--json", "--plot", tmp_path / "cm.png")
+    ev = run(
+        "evaluate",
+        out / "model.keras",
+        "--data",
+        tiny_csv,
+        "--split",
+        "PrivateTest",
+        "--json",
+        "--plot",
+        tmp_path / "cm.png",
+    )
     assert ev.exit_code == 0, ev.output
     report = json.loads(ev.stdout)
     assert report["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
@@ -59,8 +86,21 @@ def train_killed_after_epoch_2(monkeypatch, *args):
 
 def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    res = train_killed_after_epoch_2(monkeypatch, "--arch", "seed-fcn7", "--data", tiny_csv,
-                                     "--out", out, "--epochs", 3, "--batch-size", 32, "--patience", 8)
+    res = train_killed_after_epoch_2(
+        monkeypatch,
+        "--arch",
+        "seed-fcn7",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+        "--epochs",
+        3,
+        "--batch-size",
+        32,
+        "--patience",
+        8,
+    )
     assert res.exit_code != 0 and not (out / "metrics.json").exists()
     state = json.loads((out / "checkpoint/state.json").read_text())
     assert state["epoch"] == 2 and state["callbacks"]["early_stopping"]["wait"] is not None
@@ -76,8 +116,22 @@ def test_resume_continues_from_the_next_epoch(tiny_csv, tmp_path, monkeypatch):
 def test_resumed_run_matches_an_uninterrupted_one(tiny_csv, tmp_path, monkeypatch):
     """Kill after epoch 2 of 4, resume: every epoch's loss and the final weights equal those of a
     straight run (dropout, augmentation, mixup and the cosine schedule all resume exactly)."""
-    args = ["--arch", "seed-fcn7", "--data", tiny_csv, "--epochs", 4, "--batch-size", 32,
-            "--schedule", "cosine", "--warmup-epochs", 1, "--mixup", 0.4]
+    args = [
+        "--arch",
+        "seed-fcn7",
+        "--data",
+        tiny_csv,
+        "--epochs",
+        4,
+        "--batch-size",
+        32,
+        "--schedule",
+        "cosine",
+        "--warmup-epochs",
+        1,
+        "--mixup",
+        0.4,
+    ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run("train", *args, "--out", straight).exit_code == 0
     assert train_killed_after_epoch_2(monkeypatch, *args, "--out", resumed).exit_code != 0
@@ -92,21 +146,53 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny_csv, tmp_path, monkeypatc
 
 
 def test_bad_inputs_exit_2(tiny_csv, tmp_path):
-    assert "arch 'vgg'" in run("train", "--arch", "vgg", "--data", tiny_csv, "--out", tmp_path / "a").output
+    assert (
+        "arch 'vgg'"
+        in run("train", "--arch", "vgg", "--data", tiny_csv, "--out", tmp_path / "a").output
+    )
     not_model = tmp_path / "m.keras"
     not_model.write_text("hello")
-    (tmp_path / "m.meta.json").write_text(json.dumps({
-        "arch": "edge", "task": "fer7", "class_names": [],
-        "preprocessing": {"size": 48, "channels": 1, "normalization": "zero_one"}}))
+    (tmp_path / "m.meta.json").write_text(
+        json.dumps(
+            {
+                "arch": "edge",
+                "task": "fer7",
+                "class_names": [],
+                "preprocessing": {"size": 48, "channels": 1, "normalization": "zero_one"},
+            }
+        )
+    )
     res = run("evaluate", not_model, "--data", tiny_csv)
     assert res.exit_code == 2 and "not a Keras model" in res.output
     res = run("evaluate", tmp_path / "none.keras", "--data", tiny_csv)
     assert res.exit_code == 2 and "no none.meta.json beside it" in res.output
-    res = run("train", "--arch", "edge", "--data", tiny_csv, "--out", tmp_path / "b",
-              "--task", "sad,fear", "--val-fraction", "0.3", "--epochs", "1")
+    res = run(
+        "train",
+        "--arch",
+        "edge",
+        "--data",
+        tiny_csv,
+        "--out",
+        tmp_path / "b",
+        "--task",
+        "sad,fear",
+        "--val-fraction",
+        "0.3",
+        "--epochs",
+        "1",
+    )
     assert res.exit_code == 0
-    res = run("train", "--arch", "seed-binary", "--data", tiny_csv, "--out", tmp_path / "c",
-              "--task", "fer7")
+    res = run(
+        "train",
+        "--arch",
+        "seed-binary",
+        "--data",
+        tiny_csv,
+        "--out",
+        tmp_path / "c",
+        "--task",
+        "fer7",
+    )
     assert res.exit_code == 2 and "needs a 2-class task" in res.output
 
 
@@ -121,22 +207,47 @@ def test_missing_class_for_task(tmp_path):
 
 
 def test_input_shape_mismatch_is_an_error(tiny_csv, tmp_path):
+    import numpy as np
+
     from edgefer.errors import EdgeferError
     from edgefer.evaluate import predict_keras
     from edgefer.models import seed_fcn7
-    import numpy as np
 
-    with pytest.raises(EdgeferError, match=r"model input \(48, 48, 1\) does not match the data \(48, 48, 3\)"):
+    with pytest.raises(
+        EdgeferError, match=r"model input \(48, 48, 1\) does not match the data \(48, 48, 3\)"
+    ):
         predict_keras(seed_fcn7(), np.zeros((2, 48, 48, 3), np.float32))
 
 
 def test_mirrored_on_two_logical_cpus(tiny_csv, tmp_path):
     """Runs in a fresh process: logical CPU devices must be set before TensorFlow starts."""
     out = tmp_path / "dist"
-    proc = subprocess.run([sys.executable, "-m", "edgefer", "train", "--arch", "edge", "--data",
-                           str(tiny_csv), "--out", str(out), "--epochs", "1", "--batch-size", "16",
-                           "--distribute", "mirrored", "--cpu-replicas", "2"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgefer",
+            "train",
+            "--arch",
+            "edge",
+            "--data",
+            str(tiny_csv),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--distribute",
+            "mirrored",
+            "--cpu-replicas",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 replica(s)" in proc.stderr
     assert (out / "model.keras").is_file()
@@ -144,8 +255,25 @@ def test_mirrored_on_two_logical_cpus(tiny_csv, tmp_path):
 
 def test_sweep_keeps_the_best_of_each_stage(tiny_csv, tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--arch", "edge", "--data", tiny_csv, "--out", out, "--batch-sizes", "16,32",
-            "--epochs-list", "1,5", "--dropouts", "0.2", "--max-epochs", 1, "--data-fraction", 0.5]
+    args = [
+        "sweep",
+        "--arch",
+        "edge",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+        "--batch-sizes",
+        "16,32",
+        "--epochs-list",
+        "1,5",
+        "--dropouts",
+        "0.2",
+        "--max-epochs",
+        1,
+        "--data-fraction",
+        0.5,
+    ]
     res = run(*args)
     assert res.exit_code == 0, res.output
     lines = (out / "sweep.csv").read_text().splitlines()
@@ -169,19 +297,56 @@ def test_train_on_ferplus_soft_labels(fer_csv, tmp_path):
     (tmp_path / "labels").mkdir()  # not beside fer.csv, where --labels ferplus looks by default
     ferplus = write_ferplus(tmp_path / "labels" / "fer2013new.csv", fer_usages(), votes)
     out = tmp_path / "run"
-    res = run("train", "--arch", "edge", "--data", fer_csv, "--labels", "ferplus", "--ferplus",
-              ferplus, "--out", out, "--epochs", 1, "--batch-size", 8)
+    res = run(
+        "train",
+        "--arch",
+        "edge",
+        "--data",
+        fer_csv,
+        "--labels",
+        "ferplus",
+        "--ferplus",
+        ferplus,
+        "--out",
+        out,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((out / "config.json").read_text())["labels"] == "ferplus"
-    missing = run("train", "--arch", "edge", "--data", fer_csv, "--labels", "ferplus",
-                  "--out", tmp_path / "r2")
+    missing = run(
+        "train",
+        "--arch",
+        "edge",
+        "--data",
+        fer_csv,
+        "--labels",
+        "ferplus",
+        "--out",
+        tmp_path / "r2",
+    )
     assert missing.exit_code == 2 and "fer2013new.csv: FER+ label file not found" in missing.output
 
 
 def test_resume_after_an_early_stop_does_not_train_again(tiny_csv, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    train_killed_after_epoch_2(monkeypatch, "--arch", "edge", "--data", tiny_csv, "--out", out,
-                               "--epochs", 5, "--batch-size", 32, "--patience", 1)
+    train_killed_after_epoch_2(
+        monkeypatch,
+        "--arch",
+        "edge",
+        "--data",
+        tiny_csv,
+        "--out",
+        out,
+        "--epochs",
+        5,
+        "--batch-size",
+        32,
+        "--patience",
+        1,
+    )
     state_path = out / "checkpoint/state.json"
     state = json.loads(state_path.read_text())
     state["stopped_early"] = True  # as if EarlyStopping had fired at epoch 2, just before the kill

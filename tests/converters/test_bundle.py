@@ -2,28 +2,31 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from edgefer import calibration
-from edgefer.hashing import sha256_file
-from edgefer.cli import main
 from edgefer.device.manifest import load_manifest
 from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime
 from edgefer.errors import EdgeferError
 from edgefer.evaluate import KerasRuntime
+from edgefer.hashing import sha256_file
+from tests.cli_helpers import run
 
 NO_TOOL_FORMATS = "tflite-fp32,tflite-fp16,tflite-dynamic,tflite-int8,onnx,onnx-int8"
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(map(str, args)))
 
 
 @pytest.fixture(scope="module")
 def bundle(tiny_run, tiny_calib, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "b"
-    res = run("convert", tiny_run / "model.keras", "--calib", tiny_calib, "--out", out,
-              "--formats", NO_TOOL_FORMATS + ",edgetpu")
+    res = run(
+        "convert",
+        tiny_run / "model.keras",
+        "--calib",
+        tiny_calib,
+        "--out",
+        out,
+        "--formats",
+        NO_TOOL_FORMATS + ",edgetpu",
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -32,7 +35,9 @@ def test_every_format_and_a_valid_manifest(bundle, tiny_run, tiny_calib):
     m = load_manifest(bundle)
     assert [a.format for a in m.artifacts] == ["keras", *NO_TOOL_FORMATS.split(",")]
     for a in m.artifacts:
-        assert sha256_file(bundle / a.file) == a.sha256 and (bundle / a.file).stat().st_size == a.size
+        assert (
+            sha256_file(bundle / a.file) == a.sha256 and (bundle / a.file).stat().st_size == a.size
+        )
     int8 = m.artifact("tflite-int8")
     assert int8.input.dtype == "int8" and int8.input.shape == [1, 48, 48, 1]
     assert int8.input.quantization.scale > 0 and int8.output.quantization is not None
@@ -49,11 +54,16 @@ def test_every_format_and_a_valid_manifest(bundle, tiny_run, tiny_calib):
 def test_int8_agrees_with_float_on_calibration_inputs(bundle, tiny_calib):
     x = calibration.load(tiny_calib).x
     ref = KerasRuntime(bundle / "model.keras").scores(x)
-    for rt in (TFLiteRuntime(bundle / "model_int8.tflite"), OnnxRuntime(bundle / "model_int8.onnx")):
+    for rt in (
+        TFLiteRuntime(bundle / "model_int8.tflite"),
+        OnnxRuntime(bundle / "model_int8.onnx"),
+    ):
         out = rt.scores(x)
         assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
         assert np.abs(out - ref).max() < 0.1
-    np.testing.assert_allclose(TFLiteRuntime(bundle / "model_fp32.tflite").scores(x), ref, atol=1e-4)
+    np.testing.assert_allclose(
+        TFLiteRuntime(bundle / "model_fp32.tflite").scores(x), ref, atol=1e-4
+    )
 
 
 def test_edgetpu_report_without_compiler(bundle):
@@ -70,16 +80,29 @@ def test_float_model_is_reported_unmapped(bundle):
 
 
 def test_benchmark_table_and_max_drop(bundle, tiny_csv):
-    res = run("benchmark", bundle, "--data", tiny_csv, "--split", "PrivateTest", "--json",
-              "--latency-runs", 3)
+    res = run(
+        "benchmark",
+        bundle,
+        "--data",
+        tiny_csv,
+        "--split",
+        "PrivateTest",
+        "--json",
+        "--latency-runs",
+        3,
+    )
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
     rows = {r["format"]: r for r in result["rows"]}
     assert result["reference"] == "keras" and rows["keras"]["drop_points"] == 0
     assert set(rows) == {"keras", *NO_TOOL_FORMATS.split(",")}
     assert rows["tflite-int8"]["agreement"] >= 0.9 and rows["keras"]["accuracy"] > 0.5
-    assert run("benchmark", bundle, "--data", tiny_csv, "--max-drop", -1, "--latency-runs", 1) \
-        .exit_code == 1
+    assert (
+        run(
+            "benchmark", bundle, "--data", tiny_csv, "--max-drop", -1, "--latency-runs", 1
+        ).exit_code
+        == 1
+    )
 
 
 def _calib(tiny_csv, path, normalization, squash=1.0):
@@ -87,8 +110,14 @@ def _calib(tiny_csv, path, normalization, squash=1.0):
     from edgefer.labels import parse_task
     from edgefer.preprocess import Preprocessing
 
-    cs = calibration.build(load_fer(tiny_csv), "Training", parse_task("fer7"),
-                           Preprocessing(normalization=normalization), 14, 0)
+    cs = calibration.build(
+        load_fer(tiny_csv),
+        "Training",
+        parse_task("fer7"),
+        Preprocessing(normalization=normalization),
+        14,
+        0,
+    )
     cs.x = cs.x * np.float32(squash)
     calibration.save(cs, path)
     return path
@@ -97,8 +126,16 @@ def _calib(tiny_csv, path, normalization, squash=1.0):
 def test_mismatched_calibration_is_refused(tiny_run, tiny_csv, tmp_path):
     wrong = _calib(tiny_csv, tmp_path / "wrong.npz", "zero_one")  # [0,1] for a [-1,1] model
     out = tmp_path / "b"
-    res = run("convert", tiny_run / "model.keras", "--calib", wrong, "--out", out,
-              "--formats", "tflite-int8")
+    res = run(
+        "convert",
+        tiny_run / "model.keras",
+        "--calib",
+        wrong,
+        "--out",
+        out,
+        "--formats",
+        "tflite-int8",
+    )
     assert res.exit_code == 2
     assert "normalization is zero_one, the model was trained with minus_one_one" in res.output
     assert not out.exists() and sorted(tmp_path.iterdir()) == [wrong.with_suffix(".json"), wrong]
@@ -107,13 +144,36 @@ def test_mismatched_calibration_is_refused(tiny_run, tiny_csv, tmp_path):
 def test_broken_calibration_with_force_fails_max_drop(tiny_run, tiny_csv, tmp_path):
     squashed = _calib(tiny_csv, tmp_path / "squashed.npz", "minus_one_one", squash=0.01)
     out = tmp_path / "b"
-    res = run("convert", tiny_run / "model.keras", "--calib", squashed, "--out", out,
-              "--formats", "tflite-int8")
+    res = run(
+        "convert",
+        tiny_run / "model.keras",
+        "--calib",
+        squashed,
+        "--out",
+        out,
+        "--formats",
+        "tflite-int8",
+    )
     assert res.exit_code == 2 and "int8 would clip real inputs" in res.output
-    res = run("convert", tiny_run / "model.keras", "--calib", squashed, "--out", out, "--formats",
-              "tflite-int8", "--force", "--eval-data", tiny_csv, "--max-drop", 1.0,
-              "--latency-runs", 1)
-    assert res.exit_code == 1 and "FAIL: tflite-int8 drop more than 1.0 points" in res.output
+    res = run(
+        "convert",
+        tiny_run / "model.keras",
+        "--calib",
+        squashed,
+        "--out",
+        out,
+        "--formats",
+        "tflite-int8",
+        "--force",
+        "--eval-data",
+        tiny_csv,
+        "--max-drop",
+        1.0,
+        "--latency-runs",
+        1,
+    )
+    assert res.exit_code == 1 and "FAIL: tflite-int8 drops" in res.output
+    assert "points (more than 1.0)" in res.output
 
 
 def test_bad_inputs(tiny_run, tiny_calib, tmp_path):
@@ -121,12 +181,25 @@ def test_bad_inputs(tiny_run, tiny_calib, tmp_path):
     junk.write_text("nope")
     (tmp_path / "junk.meta.json").write_text((tiny_run / "model.meta.json").read_text())
     res = run("convert", junk, "--calib", tiny_calib, "--out", tmp_path / "b")
-    assert res.exit_code == 2 and "not a Keras model" in res.output and not (tmp_path / "b").exists()
-    res = run("convert", tiny_run / "model.keras", "--out", tmp_path / "b", "--formats", "tflite-int8")
+    assert (
+        res.exit_code == 2 and "not a Keras model" in res.output and not (tmp_path / "b").exists()
+    )
+    res = run(
+        "convert", tiny_run / "model.keras", "--out", tmp_path / "b", "--formats", "tflite-int8"
+    )
     assert res.exit_code == 2 and "--calib: required for tflite-int8" in res.output
-    res = run("convert", tiny_run / "model.keras", "--calib", tmp_path / "none.npz", "--out", tmp_path / "b")
+    res = run(
+        "convert",
+        tiny_run / "model.keras",
+        "--calib",
+        tmp_path / "none.npz",
+        "--out",
+        tmp_path / "b",
+    )
     assert res.exit_code == 2 and "calibration file not found" in res.output
-    res = run("convert", tiny_run / "model.keras", "--out", tmp_path / "b", "--formats", "tflite-int4")
+    res = run(
+        "convert", tiny_run / "model.keras", "--out", tmp_path / "b", "--formats", "tflite-int4"
+    )
     assert res.exit_code == 2 and "--formats tflite-int4" in res.output
 
 
@@ -152,12 +225,24 @@ def test_manifest_validation_names_the_field(bundle, tmp_path):
 
 def test_formats_in_any_order_and_only_listed_files(tiny_run, tiny_calib, tmp_path):
     out = tmp_path / "b"
-    res = run("convert", tiny_run / "model.keras", "--calib", tiny_calib, "--out", out,
-              "--formats", "onnx-int8,edgetpu")
+    res = run(
+        "convert",
+        tiny_run / "model.keras",
+        "--calib",
+        tiny_calib,
+        "--out",
+        out,
+        "--formats",
+        "onnx-int8,edgetpu",
+    )
     assert res.exit_code == 0, res.output
     m = load_manifest(out)
     assert [a.format for a in m.artifacts] == ["keras", "onnx-int8", "tflite-int8"]
-    listed = {a.file for a in m.artifacts} | {"manifest.json", "edgetpu_ops.json"}
+    listed = {a.file for a in m.artifacts} | {
+        "manifest.json",
+        "edgetpu_ops.json",
+        "model.meta.json",
+    }
     assert {p.name for p in out.iterdir()} == listed
 
 
@@ -178,8 +263,16 @@ def test_a_layer_without_int8_kernel_is_named_and_leaves_no_bundle(tiny_run, tin
     keras.Model(inputs, outputs).save(model_path)
     shutil.copy(tiny_run / "model.meta.json", tmp_path / "model.meta.json")
     out = tmp_path / "b"
-    res = run("convert", model_path, "--calib", tiny_calib, "--out", out,
-              "--formats", "tflite-fp32,tflite-int8")
+    res = run(
+        "convert",
+        model_path,
+        "--calib",
+        tiny_calib,
+        "--out",
+        out,
+        "--formats",
+        "tflite-fp32,tflite-int8",
+    )
     assert res.exit_code == 2
     assert "op CONV_3D (layer volume_conv) has no int8 kernel" in res.output
     assert {p.name for p in tmp_path.iterdir()} == {"model.keras", "model.meta.json"}  # no temp dir

@@ -1,8 +1,6 @@
 """Checks against the real FER2013 copy; skipped on machines without ../shared/data."""
 
-from click.testing import CliRunner
-
-from edgefer.cli import main
+from tests.cli_helpers import run
 
 # The verified counts of ../shared/data/fer2013/README.md.
 EXPECTED = {
@@ -13,9 +11,11 @@ EXPECTED = {
 
 
 def test_data_info_prints_verified_counts(real_fer2013):
-    res = CliRunner().invoke(main, ["data", "info", str(real_fer2013)])
+    res = run("data", "info", real_fer2013)
     assert res.exit_code == 0, res.output
-    rows = {line.split()[0]: [int(v.replace(",", "")) for v in line.split()[1:]]
-            for line in res.output.splitlines()[2:]}
+    rows = {
+        line.split()[0]: [int(v.replace(",", "")) for v in line.split()[1:]]
+        for line in res.output.splitlines()[2:]
+    }
     for split, counts in EXPECTED.items():
         assert rows[split] == counts

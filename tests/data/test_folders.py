@@ -41,7 +41,9 @@ def test_image_is_converted_like_opencv_gray(tmp_path):
 
 def test_unknown_class_folder(fer_folders):
     (fer_folders / "train" / "happiness").mkdir()
-    with pytest.raises(DataError, match=r"train/happiness: unknown class folder; expected one of angry"):
+    with pytest.raises(
+        DataError, match=r"train/happiness: unknown class folder; expected one of angry"
+    ):
         load_fer(fer_folders)
 
 

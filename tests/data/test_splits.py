@@ -1,8 +1,8 @@
 import numpy as np
 
+from edgefer.data.dataset import FerData
 from edgefer.data.splits import resplit, stratified_holdout
 from tests.conftest import synthetic_faces
-from edgefer.data.dataset import FerData
 
 
 def test_stratified_and_seeded():

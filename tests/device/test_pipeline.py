@@ -11,7 +11,7 @@ import pytest
 from edgefer.device.backends import open_runtime
 from edgefer.device.delegates import DelegateError, DelegateSpec
 from edgefer.device.detector import HaarDetector, TrackingDetector, iou
-from edgefer.device.pipeline import Pipeline
+from edgefer.device.pipeline import Pipeline, crop_face
 from edgefer.errors import EdgeferError
 
 
@@ -24,14 +24,14 @@ def test_device_runs_a_frame_with_tensorflow_blocked(tiny_bundle, tmp_path, astr
         for name in ("tensorflow", "keras", "tf_keras"):
             sys.modules[name] = None  # any import of them now raises ImportError
         import cv2
-        from edgefer.device.pipeline import Pipeline
+        from edgefer.device.pipeline import Pipeline, crop_face
         pipe = Pipeline.from_bundle({str(tiny_bundle)!r})
         result = pipe(cv2.imread({str(frame)!r}))
         assert len(result.detections) == 1, result
         assert not [m for m, mod in sys.modules.items() if mod and m.startswith(("tensorflow", "keras"))]
         print(result.detections[0].label)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -45,20 +45,60 @@ def test_detections_and_timings(tiny_bundle, astronaut_bgr):
     assert set(result.timings) == {"detect", "preprocess", "inference", "postprocess", "total"}
 
 
-@pytest.mark.parametrize("convert", [
-    lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY),
-    lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2BGRA),
-    lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257,
-])
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY),
+        lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2BGRA),
+        lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257,
+    ],
+)
 def test_gray_bgra_and_16_bit_frames_find_the_face(tiny_bundle, astronaut_bgr, convert):
     result = Pipeline.from_bundle(tiny_bundle, tracking=None)(convert(astronaut_bgr))
     assert len(result.detections) == 1 and result.error is None
 
 
-@pytest.mark.parametrize("frame, error", [
-    (None, "empty frame"), (np.zeros((0, 0, 3), np.uint8), "empty frame"),
-    (np.zeros((8, 8, 2), np.uint8), "expected 1, 3 or 4 channels"),
-])
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda f: f / 255.0,  # float64 in [0, 1]
+        lambda f: f.astype(np.float32),  # float32 in 0..255: once clipped to white
+        lambda f: f.astype(np.int16),
+        lambda f: f.astype(np.int32),
+        lambda f: cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.int64),
+    ],
+    ids=["float64-unit", "float32-255", "int16", "int32", "int64-gray"],
+)
+def test_frames_of_any_pixel_type_find_the_face(tiny_bundle, astronaut_bgr, convert):
+    result = Pipeline.from_bundle(tiny_bundle, tracking=None)(convert(astronaut_bgr))
+    assert result.error is None and len(result.detections) == 1
+
+
+def test_a_stage_that_fails_is_the_frames_error(tiny_bundle, astronaut_bgr):
+    """Whatever a stage raises (here the detector, as OpenCV does) ends that frame, not the
+    stream: the caller gets FrameResult.error and the tracker starts afresh."""
+    pipe = Pipeline.from_bundle(tiny_bundle)
+    assert pipe(astronaut_bgr).detections and pipe.detector.boxes
+
+    def broken(gray):
+        raise cv2.error("OpenCV(4.x) detect.cpp:1: error: (-215:Assertion failed) boom\nmore")
+
+    tracker = pipe.detector
+    pipe.detector = broken
+    broken.reset = tracker.reset
+    result = pipe(astronaut_bgr)
+    assert result.detections == [] and "(-215:Assertion failed) boom" in result.error
+    assert "\n" not in result.error and "total" in result.timings and tracker.boxes == []
+
+
+@pytest.mark.parametrize(
+    "frame, error",
+    [
+        (None, "empty frame"),
+        (np.zeros((0, 0, 3), np.uint8), "empty frame"),
+        (np.zeros((8, 8, 2), np.uint8), "expected 1, 3 or 4 channels"),
+    ],
+)
 def test_bad_frames_never_crash(tiny_bundle, frame, error):
     result = Pipeline.from_bundle(tiny_bundle)(frame)
     assert result.detections == [] and error in result.error
@@ -79,10 +119,13 @@ def test_onnx_backend_and_batched_faces(tiny_bundle, astronaut_bgr):
 
 def test_delegate_that_cannot_load(tiny_bundle):
     spec = DelegateSpec("gpu", "/nowhere/libgpu_delegate.so")
-    with pytest.raises(DelegateError, match=r"gpu delegate: cannot load /nowhere/libgpu_delegate.so .*--delegate-library"):
+    with pytest.raises(
+        DelegateError,
+        match=r"gpu delegate: cannot load /nowhere/libgpu_delegate.so .*--delegate-library",
+    ):
         open_runtime(tiny_bundle, "gpu", delegate=spec)
     with pytest.warns(UserWarning, match="continuing on the CPU"):
-        runtime, _, artifact = open_runtime(tiny_bundle, "gpu", delegate=spec, fallback="cpu")
+        _, _, artifact = open_runtime(tiny_bundle, "gpu", delegate=spec, fallback="cpu")
     assert artifact.format == "tflite-int8"
 
 
@@ -98,7 +141,10 @@ def test_corrupt_or_mismatched_model_is_refused(tiny_bundle, tmp_path):
     art = next(a for a in manifest["artifacts"] if a["format"] == "tflite-int8")
     art["input"]["shape"] = [1, 64, 64, 1]
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(EdgeferError, match=r"model input int8\[1, 48, 48, 1\] does not match manifest int8\[1, 64, 64, 1\]"):
+    with pytest.raises(
+        EdgeferError,
+        match=r"model input .*int8\[1, 48, 48, 1\].* does not match manifest.*int8\[1, 64, 64, 1\]",
+    ):
         open_runtime(bundle, "cpu")
     (bundle / "model_int8.tflite").write_bytes(b"garbage")
     with pytest.raises(EdgeferError, match="not a loadable TFLite model|sha256 differs"):
@@ -136,7 +182,34 @@ def test_tflite_batches_several_faces_in_one_invoke(tiny_bundle):
 
     rt = TFLiteRuntime(tiny_bundle / "model_int8.tflite")
     x = np.random.default_rng(0).uniform(-1, 1, (5, 48, 48, 1)).astype(np.float32)
-    one_by_one = np.concatenate([rt.scores(x[i:i + 1]) for i in range(5)])
+    one_by_one = np.concatenate([rt.scores(x[i : i + 1]) for i in range(5)])
     batched = rt.scores(x)
     assert rt.input_shape[0] == 5 and rt.model_input_shape == (1, 48, 48, 1)
     np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+
+
+def disk_frame(height: int, width: int, centre: tuple[int, int], radius: int = 15) -> np.ndarray:
+    frame = np.full((height, width), 50, np.uint8)
+    cv2.circle(frame, centre, radius, 250, -1)
+    return frame
+
+
+def bright_extent(crop: np.ndarray):
+    """(centre x, centre y, width, height) of the bright pixels of a crop."""
+    ys, xs = np.nonzero(crop > 150)
+    return xs.mean(), ys.mean(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+
+def test_crop_at_a_frame_corner_stays_centred_and_is_padded_with_the_edge():
+    # A face box at the top-left corner; with margin 0.5 the 60-px square starts 10 px outside.
+    crop = crop_face(disk_frame(100, 160, (20, 20)), (5, 5, 31, 31), 0.5, 48)
+    cx, cy, w, h = bright_extent(crop)
+    assert abs(cx - 23.5) <= 1 and abs(cy - 23.5) <= 1 and abs(w - h) <= 1
+    assert crop[0, 0] == 50  # the frame's edge repeated, no black band
+
+
+def test_crop_taller_than_the_frame_is_not_stretched():
+    # The 60-px square is taller than the 50-px frame: the disk must stay round.
+    crop = crop_face(disk_frame(50, 160, (75, 25)), (60, 10, 31, 31), 0.5, 48)
+    cx, cy, w, h = bright_extent(crop)
+    assert abs(w - h) <= 1 and abs(cx - 23.5) <= 1 and abs(cy - 23.5) <= 1

@@ -6,11 +6,25 @@ from edgefer.train.config import resolve
 
 def test_paper_recipes_are_defaults():
     p1 = resolve("seed-binary")
-    assert (p1.task, p1.normalization, p1.channels, p1.batch_size, p1.rotation, p1.shear,
-            p1.val_fraction) == ("sad-vs-fear", "zero_one", 3, 64, 20, 0.2, 0.4)
+    assert (
+        p1.task,
+        p1.normalization,
+        p1.channels,
+        p1.batch_size,
+        p1.rotation,
+        p1.shear,
+        p1.val_fraction,
+    ) == ("sad-vs-fear", "zero_one", 3, 64, 20, 0.2, 0.4)
     p2 = resolve("seed-fcn7")
-    assert (p2.normalization, p2.rotation, p2.shift, p2.zoom_min, p2.zoom_max, p2.batch_size,
-            p2.dropout) == ("minus_one_one", 90, 10, 0.7, 1.3, 32, 0.6)
+    assert (
+        p2.normalization,
+        p2.rotation,
+        p2.shift,
+        p2.zoom_min,
+        p2.zoom_max,
+        p2.batch_size,
+        p2.dropout,
+    ) == ("minus_one_one", 90, 10, 0.7, 1.3, 32, 0.6)
 
 
 def test_file_then_flags_override(tmp_path):

@@ -13,7 +13,7 @@ def test_without_augmentation_batches_equal_preprocessing_apply():
     cfg = resolve("seed-binary", rotation=0, shear=0, hflip=False, batch_size=4, epochs=1)
     images = _images()
     ds, steps = train_dataset(images, np.arange(10, dtype=np.float32), cfg, 0)
-    x, y = next(iter(ds))
+    x, _ = next(iter(ds))
     order = epoch_order(10, cfg.seed, 0, None)[:4]
     np.testing.assert_allclose(x.numpy(), cfg.preprocessing.apply(images[order]), atol=1e-6)
     assert steps == 3 and x.shape == (4, 48, 48, 3)
@@ -26,7 +26,7 @@ def test_resumed_epoch_sees_the_same_batches():
     resumed, _ = train_dataset(images, targets, cfg, 2)
     full_batches = list(full)
     assert len(full_batches) == 3 * steps
-    for (xa, ya), (xb, yb) in zip(full_batches[2 * steps:], resumed):
+    for (xa, ya), (xb, yb) in zip(full_batches[2 * steps :], resumed):
         np.testing.assert_array_equal(xa.numpy(), xb.numpy())
         np.testing.assert_array_equal(ya.numpy(), yb.numpy())
     # augmentation is on and differs between epochs

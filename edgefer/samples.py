@@ -1,5 +1,8 @@
-"""A test video of a real face moving and scaling across a real photo, made from images that ship
-with scikit-image (the astronaut portrait, the coffee photo): nothing is downloaded."""
+"""Sample faces that need no download: scikit-image ships them (it comes with the [train] extra).
+
+A video of a real face moving and scaling across a real photo (the astronaut portrait over the
+coffee photo) for the device benchmarks, tests and `edgefer demo`; and the LFW faces that
+scikit-image ships, for calibrating int8 models without FER2013."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def face_video_frames(frames: int = 300, size=(640, 480), seed: int = 0):
         cy = h / 2 + (h - hh) / 2 * 0.9 * np.sin(2 * np.pi * 2 * t + 0.5)
         x0, y0 = int(cx - hw / 2), int(cy - hh / 2)
         frame = background.copy()
-        frame[y0:y0 + hh, x0:x0 + hw] = patch
+        frame[y0 : y0 + hh, x0 : x0 + hw] = patch
         gain = 1.0 + 0.05 * np.sin(2 * np.pi * 5 * t)
         noise = rng.normal(0, 2.0, frame.shape)
         yield np.clip(frame * gain + noise, 0, 255).astype(np.uint8)
@@ -40,3 +43,17 @@ def write_face_video(path: str | Path, frames: int = 300, fps: float = 30.0, see
         writer.write(frame)
     writer.release()
     return path
+
+
+def lfw_faces() -> np.ndarray:
+    """The 100 face images of scikit-image's LFW subset as (100, 48, 48) uint8 gray (the other
+    100 of the subset are not faces)."""
+    from skimage import data
+
+    faces = data.lfw_subset()[:100]  # float in [0, 1], 25x25
+    return np.stack(
+        [
+            cv2.resize(np.round(f * 255).astype(np.uint8), (48, 48), interpolation=cv2.INTER_CUBIC)
+            for f in faces
+        ]
+    )

@@ -1,0 +1,127 @@
+"""Haar vs BlazeFace (short and full range) on the same frames, one thread each.
+
+Frames: the 640x480 moving-face video of `edgefer/samples.py` (300 frames), and 100 frames that
+each hold one LFW face (scikit-image's subset, upscaled to 160 px) at a seeded place on the coffee
+photo — there the true face box is known. Per detector: detector ms p50/p95, end-to-end FPS of
+the pipeline (detect + crop + int8 expression model) on frames already in memory, recall of the
+known LFW faces, and agreement with full-frame Haar on the video (share of Haar's boxes the
+detector also finds, IoU >= 0.3).
+
+    python bench/bench_detectors.py [--frames 300] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import cv2
+import numpy as np
+
+from edgefer.bundled import default_bundle
+from edgefer.device.detector import HaarDetector, iou
+from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.imaging import to_gray_u8
+from edgefer.samples import face_video_frames, lfw_faces
+
+LFW_SIDE = 160
+
+
+def lfw_frames(seed: int = 0):
+    """(frames, true boxes): one upscaled LFW face per 640x480 frame."""
+    from skimage import data
+
+    background = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (640, 480))
+    rng = np.random.default_rng(seed)
+    frames, boxes = [], []
+    for face in lfw_faces():
+        big = cv2.resize(face, (LFW_SIDE, LFW_SIDE), interpolation=cv2.INTER_CUBIC)
+        x, y = int(rng.integers(0, 640 - LFW_SIDE)), int(rng.integers(0, 480 - LFW_SIDE))
+        frame = background.copy()
+        frame[y : y + LFW_SIDE, x : x + LFW_SIDE] = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+        frames.append(frame)
+        boxes.append((x, y, LFW_SIDE, LFW_SIDE))
+    return frames, boxes
+
+
+def pipelines(bundle):
+    yield "haar (full frame)", Pipeline.from_bundle(bundle, tracking=None)
+    yield "haar (tracking, default)", Pipeline.from_bundle(bundle)
+    for variant in ("short", "full"):
+        yield (
+            f"blazeface-{variant}",
+            Pipeline.from_bundle(bundle, blazeface=BlazeFaceConfig(variant)),
+        )
+
+
+def run(pipe, frames):
+    """(detect ms per frame, total ms per frame, boxes per frame)."""
+    detect, total, boxes = [], [], []
+    if hasattr(pipe.detector, "reset"):
+        pipe.detector.reset()
+    for frame in frames:
+        t0 = time.perf_counter()
+        result = pipe(frame)
+        total.append((time.perf_counter() - t0) * 1000)
+        detect.append(result.timings.get("detect", float("nan")))
+        boxes.append([d.box for d in result.detections])
+    return np.array(detect), np.array(total), boxes
+
+
+def matched(reference, found, threshold=0.3) -> tuple[int, int]:
+    """(reference boxes matched by a found box, reference boxes)."""
+    hits = sum(
+        any(iou(r, f) >= threshold for f in fs) for rs, fs in zip(reference, found) for r in rs
+    )
+    return hits, sum(len(rs) for rs in reference)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    video = list(face_video_frames(args.frames))
+    lfw, lfw_boxes = lfw_frames()
+    haar = HaarDetector()
+    haar_video = [haar(to_gray_u8(f)) for f in video]
+    rows = []
+    for name, pipe in pipelines(default_bundle()):
+        run(pipe, video[:10])  # warm-up: first-call allocations are not what a camera sees
+        detect, total, found = run(pipe, video)
+        _, _, lfw_found = run(pipe, lfw)
+        hits, n = matched(haar_video, found)
+        lfw_hits, lfw_n = matched([[b] for b in lfw_boxes], lfw_found)
+        rows.append(
+            {
+                "detector": name,
+                "detect_p50_ms": float(np.median(detect)),
+                "detect_p95_ms": float(np.percentile(detect, 95)),
+                "fps": 1000 / float(np.mean(total)),
+                "haar_boxes_found": hits / max(n, 1),
+                "lfw_recall": lfw_hits / lfw_n,
+                "video_faces_per_frame": float(np.mean([len(b) for b in found])),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    print(
+        f"\n{len(video)} video frames 640x480, {len(lfw)} LFW frames; one thread; FPS excludes decoding"
+    )
+    print(
+        "| detector | detect p50 ms | detect p95 ms | end-to-end FPS | finds Haar's boxes | LFW recall | faces/frame |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['detector']} | {r['detect_p50_ms']:.2f} | {r['detect_p95_ms']:.2f} | {r['fps']:.0f} | "
+            f"{100 * r['haar_boxes_found']:.1f}% | {100 * r['lfw_recall']:.0f}% | {r['video_faces_per_frame']:.2f} |"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

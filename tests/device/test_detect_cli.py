@@ -1,0 +1,148 @@
+"""`edgefer detect` / `bench` on sources that fail part-way, and what `--save` accepts."""
+
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefer.cli import device_cmd
+from edgefer.device.backends import PREFERENCES
+from tests.cli_helpers import run
+from tests.device.test_sources import damage_avi, write_avi
+
+
+@pytest.mark.parametrize("command", ["detect", "bench"])
+def test_video_that_fails_part_way_exits_non_zero(tiny_bundle, tmp_path, command):
+    video = damage_avi(write_avi(tmp_path / "v.avi"), first_bad=10)
+    res = run(command, "--model", tiny_bundle, "--source", video)
+    assert res.exit_code == 2
+    assert (
+        res.stderr
+        == f"error: {video}: cannot read frame #10 of 20; the video is corrupt or truncated\n"
+    )
+    if command == "detect":
+        assert res.stdout.count("v.avi#") == 10
+
+
+@pytest.mark.parametrize(
+    "save, source, expected",
+    [
+        (
+            "o.txt",
+            "image",
+            (
+                r"--save .*o\.txt: cannot write '\.txt'; expected an image \(\.png, "
+                r"\.jpg, \.jpeg, \.bmp\) or a video \(\.mp4, \.avi\)"
+            ),
+        ),
+        ("o.gif", "image", "cannot write '.gif'"),
+        (
+            "o.png",
+            "folder",
+            (
+                r"a folder has many frames and one image would keep only the last; "
+                r"save to a video \(\.mp4, \.avi\)"
+            ),
+        ),
+        ("o.jpg", "video", "a video has many frames"),
+    ],
+)
+def test_save_target_refused_up_front(tiny_bundle, astronaut_bgr, tmp_path, save, source, expected):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), astronaut_bgr)
+    spec = {"image": src / "a.png", "folder": src, "video": write_avi(src / "v.avi")}[source]
+    out = tmp_path / "out"
+    res = run("detect", "--model", tiny_bundle, "--source", spec, "--save", out / save)
+    assert res.exit_code == 2 and res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1 and re.search(expected, res.stderr), res.stderr
+    assert not out.exists()  # nothing written, not even the folder
+
+
+def test_save_keeps_the_source_frame_rate(tiny_bundle, tmp_path):
+    video = write_avi(tmp_path / "v.avi", frames=6, fps=12.0)
+    res = run("detect", "--model", tiny_bundle, "--source", video, "--save", tmp_path / "o.mp4")
+    assert res.exit_code == 0, res.output
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
+def test_folder_of_mixed_sizes_saves_every_frame_letterboxed(tiny_bundle, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((48, 64, 3), 200, np.uint8))
+    cv2.imwrite(
+        str(folder / "b.png"), np.full((96, 96, 3), 200, np.uint8)
+    )  # square: bars at the sides
+    res = run("detect", "--model", tiny_bundle, "--source", folder, "--save", tmp_path / "o.avi")
+    assert res.exit_code == 0, res.output
+    cap = cv2.VideoCapture(str(tmp_path / "o.avi"))
+    frames = [cap.read()[1] for _ in range(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))]
+    assert len(frames) == 2 and all(f.shape == (48, 64, 3) for f in frames)
+    second = frames[1][:, :, 0].astype(int)
+    assert second[:, :6].max() < 30 and second[:, -6:].max() < 30  # black bars, 8 px each
+    assert abs(second[:, 10:54] - 200).max() < 30  # the image, not stretched to 64 px
+
+
+def test_video_writer_that_cannot_open_leaves_nothing(
+    tiny_bundle, face_video, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(device_cmd.VIDEO_TARGETS, ".mp4", "ZZZZ")  # a codec no build has
+    out = tmp_path / "out"
+    res = run(
+        "detect",
+        "--model",
+        tiny_bundle,
+        "--source",
+        face_video,
+        "--frames",
+        2,
+        "--save",
+        out / "o.mp4",
+    )
+    assert res.exit_code == 2 and "o.mp4: OpenCV cannot write ZZZZ video here" in res.stderr
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--scale-factor", 1),
+        ("--scale-factor", 0.9),
+        ("--min-neighbors", -1),
+        ("--min-size", 0),
+        ("--max-size", -1),
+    ],
+)
+def test_detector_options_out_of_range(tiny_bundle, face_video, option, value):
+    res = run("detect", "--model", tiny_bundle, "--source", face_video, option, value)
+    assert res.exit_code == 2 and f"Invalid value for '{option}'" in res.stderr
+
+
+def test_cascade_that_is_not_xml(tiny_bundle, face_video, tmp_path):
+    cascade = tmp_path / "c.xml"
+    cascade.write_text("not a cascade")
+    res = run("detect", "--model", tiny_bundle, "--source", face_video, "--cascade", cascade)
+    assert res.exit_code == 2
+    assert (
+        res.stderr == f"error: {cascade}: not a Haar cascade OpenCV can load; expected a cascade "
+        "XML such as OpenCV's haarcascade_frontalface_default.xml\n"
+    )
+
+
+def test_backend_choices_are_the_device_backends():
+    (backend,) = [p for p in device_cmd.detect.params if p.name == "backend"]
+    assert tuple(backend.type.choices) == tuple(PREFERENCES)
+
+
+def test_device_commands_import_without_tensorflow():
+    code = (
+        "import sys\nfor m in ('tensorflow', 'keras'): sys.modules[m] = None\n"
+        "import edgefer.cli.device_cmd"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
