@@ -83,8 +83,9 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) ->
 
 # BlazeFace boxes run from the brows to the chin; FER2013 crops (and Haar's boxes, which match
 # them) reach higher and wider. Box -> crop: scale about the centre, then shift the centre by a
-# share of the box's side. Measured by bench/bench_framing.py.
-FRAMING = {"scale": 1.0, "shift_y": 0.0}
+# share of the box's side. The medians that turn BlazeFace's boxes into the FER2013 crop on 600
+# PublicTest faces (bench/bench_framing.py; docs/BENCHMARKS.md has what they do to top-1).
+FRAMING = {"short": {"scale": 1.18, "shift_y": -0.10}, "full": {"scale": 1.15, "shift_y": -0.035}}
 
 
 class BlazeFaceDetector:
@@ -134,19 +135,22 @@ class BlazeFaceDetector:
                 f"{len(self.anchor_xy)}"
             )
         self.threshold, self.iou_threshold = threshold, iou_threshold
-        self.framing = framing or FRAMING
+        self.framing = framing or FRAMING[variant]
         self.lock = threading.Lock()  # one interpreter, any number of calling threads
 
     def _input(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
-        """The frame padded to a square at the bottom/right, resized, RGB in [-1, 1]."""
+        """The frame letterboxed into the model's square (black bottom/right), RGB in [-1, 1].
+        Shrinks first and pads the small image: padding the full frame costs more than the
+        model does."""
         h, w = frame.shape[:2]
         side = max(h, w)
-        square = cv2.copyMakeBorder(frame, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=0)
-        small = cv2.resize(
-            square, (self.variant.size, self.variant.size), interpolation=cv2.INTER_AREA
-        )
-        rgb = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
-        return (rgb.astype(np.float32) / 127.5 - 1)[None], side
+        n = self.variant.size
+        sw, sh = max(1, round(w * n / side)), max(1, round(h * n / side))
+        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+        x = np.full((1, n, n, 3), -1.0, np.float32)
+        pixels = small.astype(np.float32) * np.float32(1 / 127.5) - 1
+        x[0, :sh, :sw] = pixels[..., None] if small.ndim == 2 else pixels[..., ::-1]  # BGR -> RGB
+        return x, side
 
     def detect(self, frame: np.ndarray) -> list[tuple[Box, float]]:
         """(box, score) per face, box as BlazeFace frames it (no Haar framing)."""
