@@ -39,6 +39,12 @@ def augment_matrices(n, seed, cfg, size: int):
     tx = (2 * u[:, 4] - 1) * cfg.shift
     ty = (2 * u[:, 5] - 1) * cfg.shift
     flip = tf.where(u[:, 6] < 0.5, -1.0, 1.0) if cfg.hflip else tf.ones_like(tx)
+    return transform_matrices(theta, shear, zx, zy, tx, ty, flip, size)
+
+
+def transform_matrices(theta, shear, zx, zy, tx, ty, flip, size: int):
+    """(n, 8) transforms for given parameters (radians, pixels; flip -1 mirrors), each (n,)."""
+    n = tf.shape(theta)[0]
     c = (size - 1) / 2.0
     cos, sin = tf.cos(theta), tf.sin(theta)
     one, zero = tf.ones_like(tx), tf.zeros_like(tx)
@@ -48,14 +54,15 @@ def augment_matrices(n, seed, cfg, size: int):
 
     center = mat([[one, zero, one * c], [zero, one, one * c], [zero, zero, one]])
     uncenter = mat([[one, zero, -one * c], [zero, one, -one * c], [zero, zero, one]])
+    # Keras' order: rotate, shift, shear, zoom about the centre, and mirror the result.
     m = (
         center
-        @ mat([[flip, zero, zero], [zero, one, zero], [zero, zero, one]])
         @ mat([[cos, -sin, zero], [sin, cos, zero], [zero, zero, one]])
+        @ mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
         @ mat([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
         @ mat([[zx, zero, zero], [zero, zy, zero], [zero, zero, one]])
+        @ mat([[flip, zero, zero], [zero, one, zero], [zero, zero, one]])
         @ uncenter
-        @ mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
     )
     return tf.reshape(m, (n, 9))[:, :8]
 
