@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgefer.device.detector import Box
-from edgefer.device.runtimes import tflite_module
+from edgefer.device.runtimes import load_interpreter
 from edgefer.errors import EdgeferError
 
 
@@ -110,15 +110,7 @@ class BlazeFaceDetector:
         if not path.is_file():
             raise EdgeferError(f"{path}: BlazeFace model not found")
         self.variant = VARIANTS[variant]
-        try:
-            self.interpreter = tflite_module().Interpreter(
-                model_path=str(path), num_threads=threads
-            )
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise EdgeferError(
-                f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})"
-            ) from None
+        self.interpreter = load_interpreter(path, threads)
         inp = self.interpreter.get_input_details()[0]
         want = [1, self.variant.size, self.variant.size, 3]
         if list(inp["shape"]) != want:

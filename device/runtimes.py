@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from edgefer.errors import EdgeferError
+from edgefer.quiet import native_stderr_silenced
 
 
 def as_class_probs(out: np.ndarray) -> np.ndarray:
@@ -80,6 +81,24 @@ def _quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray
     )
 
 
+def load_interpreter(path: Path, threads: int = 1, delegates: list | None = None):
+    """A TFLite interpreter with its tensors allocated, or one EdgeferError. The runtime's own
+    "INFO: Created TensorFlow Lite XNNPACK delegate" line is kept off the terminal; a failure
+    still surfaces, as the exception the interpreter raises."""
+    module = tflite_module()
+    try:
+        with native_stderr_silenced():
+            interpreter = module.Interpreter(
+                model_path=str(path), num_threads=threads, experimental_delegates=delegates or None
+            )
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise EdgeferError(
+            f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})"
+        ) from None
+    return interpreter
+
+
 class TFLiteRuntime(Runtime):
     """One TFLite interpreter. Safe to share between threads: an interpreter has one set of
     input/output buffers, so `raw` (resize, set_tensor, invoke, get_tensor) runs under a lock;
@@ -91,16 +110,7 @@ class TFLiteRuntime(Runtime):
         path = Path(path)
         if not path.is_file():
             raise EdgeferError(f"{path}: model file not found")
-        module = tflite_module()
-        try:
-            self.interpreter = module.Interpreter(
-                model_path=str(path), num_threads=threads, experimental_delegates=delegates or None
-            )
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise EdgeferError(
-                f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0]})"
-            ) from None
+        self.interpreter = load_interpreter(path, threads, delegates)
         self._read_details()
         self.model_input_shape = self.input_shape  # as stored in the file (the manifest's)
         self.resizable = True

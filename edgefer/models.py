@@ -35,7 +35,9 @@ def seed_binary(num_classes: int = 2, input_shape=(48, 48, 3), dropout: float = 
     return keras.Model(inputs, outputs, name="seed_binary")
 
 
-def seed_fcn7(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.6) -> keras.Model:
+def seed_fcn7(
+    num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.6, head_pooling: str = "max"
+) -> keras.Model:
     """ "Deteksi Ekspresi Wajah Menggunakan Tensorflow": four blocks of [Conv+BN, Conv+BN, ReLU,
     MaxPool, Dropout] with 16 (7x7), 32 (5x5), 64 (3x3), 128 (3x3) filters, then Conv 256 + BN,
     Conv k, global max pooling, softmax; 'same' padding. 642,935 parameters for 7 classes."""
@@ -51,9 +53,16 @@ def seed_fcn7(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.
     x = layers.Conv2D(256, 3, padding="same")(x)
     x = layers.BatchNormalization()(x)
     x = layers.Conv2D(num_classes, 3, padding="same")(x)
-    x = layers.GlobalMaxPooling2D()(x)
+    x = global_pooling(head_pooling)(x)
     outputs = layers.Softmax(name="probs")(x)
     return keras.Model(inputs, outputs, name="seed_fcn7")
+
+
+def global_pooling(kind: str):
+    """The head's global pooling: "max" (paper 2 says max) or "avg" (the Keras example it follows)."""
+    if kind not in ("max", "avg"):
+        raise EdgeferError(f"head_pooling '{kind}': expected max or avg")
+    return layers.GlobalMaxPooling2D() if kind == "max" else layers.GlobalAveragePooling2D()
 
 
 def _conv_bn_relu(x, filters, kernel=3):
@@ -75,7 +84,9 @@ def _separable_block(x, filters, stride=1):
     return layers.ReLU(6.0)(y)
 
 
-def edge(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4) -> keras.Model:
+def edge(
+    num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4, head_pooling: str = "avg"
+) -> keras.Model:
     """Our int8 edge model: full 3x3 convs where the feature maps are large and cheap in
     channels, depthwise-separable residual blocks deeper down. Only ops that XNNPACK and the Edge
     TPU compiler map (Conv, DepthwiseConv, BN folded at conversion, ReLU6, Add, pooling, Dense,
@@ -94,7 +105,7 @@ def edge(num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4) ->
     x = _conv_bn_relu(x, 256)
     x = _separable_block(x, 256)
     x = _conv_bn_relu(x, 512, kernel=1)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = global_pooling(head_pooling)(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="edge")

@@ -38,3 +38,18 @@ def test_binary_arch_needs_two_classes_and_unknown_arch():
         seed_binary(num_classes=7)
     with pytest.raises(EdgeferError, match="arch 'resnet': expected one of seed-binary"):
         get_arch("resnet")
+
+
+def test_head_pooling_can_be_chosen_and_is_validated():
+    from edgefer.errors import EdgeferError
+    from edgefer.models import seed_fcn7
+    from edgefer.train.config import resolve
+
+    names = [type(layer).__name__ for layer in seed_fcn7(head_pooling="avg").layers]
+    assert "GlobalAveragePooling2D" in names and "GlobalMaxPooling2D" not in names
+    assert "GlobalMaxPooling2D" in [type(layer).__name__ for layer in seed_fcn7().layers]
+    assert resolve("seed-fcn7", head_pooling="avg").head_pooling == "avg"
+    with pytest.raises(EdgeferError, match="head_pooling"):
+        resolve("seed-binary", head_pooling="max")
+    with pytest.raises(EdgeferError, match="head_pooling 'sum'"):
+        seed_fcn7(head_pooling="sum")

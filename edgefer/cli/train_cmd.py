@@ -46,6 +46,11 @@ from edgefer.errors import EdgeferError
 )
 @click.option("--warmup-epochs", type=int, help="Linear learning-rate warm-up (cosine schedule).")
 @click.option("--label-smoothing", type=float)
+@click.option(
+    "--head-pooling",
+    type=click.Choice(["arch", "max", "avg"]),
+    help="Global pooling before the classifier (seed-fcn7, edge); arch = the arch's own.",
+)
 @click.option("--mixup", type=float, help="Mixup alpha (pairs mixed within a batch); 0 = off.")
 @click.option(
     "--balance",

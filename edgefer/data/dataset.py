@@ -50,13 +50,18 @@ class FerData:
         )
 
     def split(self, name: str) -> FerData:
-        """The items of one split; an unknown name is an error that lists the known ones."""
-        if name not in self.split_names:
-            raise EdgeferError(
-                f"{shown(self.source, None)}: no split '{shown(name)}'; it has "
-                f"{', '.join(shown(s) for s in self.split_names)}"
-            )
-        return self.subset(self.split_codes == self.split_names.index(name))
+        """The items of one split, or of several pooled as "A+B" (e.g. "PublicTest+PrivateTest",
+        the 7,178-image validation set some papers report on); an unknown name is an error
+        that lists the known ones."""
+        parts = name.split("+")
+        for part in parts:
+            if part not in self.split_names:
+                raise EdgeferError(
+                    f"{shown(self.source, None)}: no split '{shown(part)}'; it has "
+                    f"{', '.join(shown(s) for s in self.split_names)} (pool several with '+')"
+                )
+        codes = [self.split_names.index(p) for p in parts]
+        return self.subset(np.isin(self.split_codes, codes))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{split: {class: count}} for every split and all seven classes (zeros included)."""

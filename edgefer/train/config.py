@@ -40,6 +40,7 @@ class TrainConfig:
     schedule: str = "plateau"
     warmup_epochs: int = 0
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs within a batch; 0 = off
+    head_pooling: str = "arch"  # arch = the arch's own; max | avg for archs with a pooling head
     val_fraction: float = 0.0  # >0: pool every split and hold out this stratified fraction
     train_fraction: float = 1.0  # <1: train on a seeded stratified share (a CPU budget)
     train_split: str = "auto"
@@ -64,6 +65,9 @@ class TrainConfig:
             "schedule": self.schedule in ("plateau", "cosine"),
             "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
             "mixup": self.mixup >= 0,
+            # seed-binary's head is Flatten + Dense: it has no global pooling to choose.
+            "head_pooling": self.head_pooling in ("arch", "max", "avg")
+            and (self.head_pooling == "arch" or self.arch != "seed-binary"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -129,7 +129,8 @@ def train(
             for var, value in zip(seed_states(model), state["seed_states"], strict=True):
                 var.assign(np.asarray(value, dtype=var.dtype))
         else:
-            model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout)
+            pooling = {} if cfg.head_pooling == "arch" else {"head_pooling": cfg.head_pooling}
+            model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout, **pooling)
             compile_model(model, cfg, binary)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:

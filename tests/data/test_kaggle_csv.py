@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgefer.data import load_fer
-from edgefer.errors import DataError
+from edgefer.errors import DataError, EdgeferError
 from tests.conftest import csv_rows, synthetic_faces, write_csv
 
 
@@ -129,3 +129,14 @@ def test_lower_case_usage_column_keeps_the_splits(tmp_path):
     rows = csv_rows(images, labels, ["Training", "PublicTest", "PrivateTest"])
     ds = load_fer(write_csv(tmp_path / "lc.csv", rows, header="emotion,pixels,usage"))
     assert ds.split_names == ("Training", "PublicTest", "PrivateTest")
+
+
+def test_splits_pool_with_plus(fer_csv):
+    data = load_fer(fer_csv)
+    pooled = data.split("PublicTest+PrivateTest")
+    assert len(pooled.labels) == len(data.split("PublicTest").labels) + len(
+        data.split("PrivateTest").labels
+    )
+    assert set(pooled.split_codes.tolist()) == {1, 2}
+    with pytest.raises(EdgeferError, match="no split 'Public'"):
+        data.split("Public+PrivateTest")
