@@ -1,0 +1,163 @@
+"""The daemon's camera: a thread that reads frames as fast as the source gives them and keeps
+only the newest, so processing never falls behind into a growing backlog.
+
+Frames the processor never took are counted as dropped. A source that fails (read error, end of
+a non-looping file) or stalls (no frame for `stall_seconds`) is reopened with bounded
+exponential backoff while the rest of the daemon keeps running and reporting its state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgefer.device.daemon_config import SourceConfig
+from edgefer.imaging import opencv_quiet
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    index: int  # frames read since start, over every reconnect
+    image: np.ndarray
+    t: float  # monotonic time it was read
+
+
+class _Picamera2:
+    """A Pi camera on Bookworm has no V4L2 index by default: read it through Picamera2."""
+
+    def __init__(self):
+        from picamera2 import Picamera2  # only on a Pi with the camera stack
+
+        self.cam = Picamera2()
+        self.cam.configure(self.cam.create_video_configuration(main={"format": "BGR888"}))
+        self.cam.start()
+
+    def read(self):
+        return True, self.cam.capture_array()
+
+    def release(self):
+        self.cam.close()
+
+
+def open_capture(uri: str, timeout_s: float):
+    """An object with read() -> (ok, frame) and release(), or None if it cannot be opened.
+    Streams get open/read timeouts, so a hung network read cannot block the thread forever."""
+    if uri == "picamera2":
+        try:
+            return _Picamera2()
+        except (ImportError, RuntimeError):
+            return None
+    ms = int(timeout_s * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    with opencv_quiet():
+        cap = (
+            cv2.VideoCapture(int(uri))
+            if uri.isdigit()
+            else cv2.VideoCapture(uri, cv2.CAP_ANY, params)
+        )
+    return cap if cap.isOpened() else None
+
+
+class Capture:
+    def __init__(self, config: SourceConfig, opener=open_capture, clock=time.monotonic):
+        self.config, self.opener, self.clock = config, opener, clock
+        self.state = "starting"  # starting | streaming | reconnecting | stopped
+        self.frames_read = self.frames_dropped = self.reconnects = 0
+        self.last_frame_at: float | None = None
+        self._newest: CapturedFrame | None = None
+        self._taken = -1
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edgefer-capture", daemon=True)
+        self._next_slot = 0.0
+
+    def start(self) -> Capture:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.state = "stopped"
+
+    def latest(self, timeout: float = 1.0) -> CapturedFrame | None:
+        """The newest frame not yet returned (None after `timeout`), at most `max_fps` a second."""
+        if self.config.max_fps:
+            wait = self._next_slot - self.clock()
+            if wait > 0:
+                self._stop.wait(wait)
+            self._next_slot = max(self._next_slot, self.clock()) + 1 / self.config.max_fps
+        with self._cond:
+            if (
+                not self._cond.wait_for(
+                    lambda: (
+                        self._stop.is_set() or (self._newest and self._newest.index > self._taken)
+                    ),
+                    timeout,
+                )
+                or self._newest is None
+                or self._newest.index <= self._taken
+            ):
+                return None
+            frame = self._newest
+            self.frames_dropped += frame.index - self._taken - 1
+            self._taken = frame.index
+            return frame
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            cap = self.opener(self.config.uri, self.config.stall_seconds)
+            if cap is None:
+                failures += 1
+                self._backoff(failures)
+                continue
+            try:
+                if self._stream(cap):
+                    failures = 0  # it delivered frames: start the backoff afresh
+                else:
+                    failures += 1
+            finally:
+                cap.release()
+            if not self._stop.is_set():
+                self._backoff(failures)
+
+    def _stream(self, cap) -> bool:
+        """Read until stop, a failure or a stall; True if any frame came."""
+        got_any = False
+        while not self._stop.is_set():
+            started = self.clock()
+            ok, image = cap.read()
+            if not ok or image is None:
+                if self.config.loop and got_any and hasattr(cap, "set"):
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a looping file starts again
+                    continue
+                return got_any
+            now = self.clock()
+            if now - started > self.config.stall_seconds:
+                return got_any  # a frame after a stall: reopen (the stream is likely stale)
+            self.state = "streaming"
+            got_any = True
+            with self._cond:
+                self._newest = CapturedFrame(self.frames_read, image, now)
+                self.frames_read += 1
+                self.last_frame_at = now
+                self._cond.notify_all()
+        return got_any
+
+    def _backoff(self, failures: int) -> None:
+        self.state = "reconnecting"
+        self.reconnects += 1
+        delay = min(self.config.reconnect_max_seconds, 0.5 * 2 ** max(0, failures - 1))
+        self._stop.wait(delay)
+
+    def stalled(self) -> bool:
+        """No frame for `stall_seconds`: what /healthz reports as unhealthy."""
+        last = self.last_frame_at
+        return last is None or self.clock() - last > self.config.stall_seconds

@@ -1,0 +1,104 @@
+import time
+
+import cv2
+import numpy as np
+
+from edgefer.device.capture import Capture, open_capture
+from edgefer.device.daemon_config import SourceConfig
+
+
+class FakeCamera:
+    """Frames on demand; fails after `fail_after` reads, or stalls once at read `stall_at`."""
+
+    opened = 0
+
+    def __init__(self, fail_after=None, stall_at=None, stall=0.0, fps=200):
+        FakeCamera.opened += 1
+        self.reads, self.fail_after, self.stall_at, self.stall, self.fps = (
+            0,
+            fail_after,
+            stall_at,
+            stall,
+            fps,
+        )
+
+    def read(self):
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            return False, None
+        if self.reads == self.stall_at:
+            time.sleep(self.stall)
+        time.sleep(1 / self.fps)
+        return True, np.full((4, 4, 3), self.reads % 256, np.uint8)
+
+    def release(self):
+        pass
+
+
+def collect(capture, seconds):
+    frames, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        f = capture.latest(timeout=0.2)
+        if f is not None:
+            frames.append(f)
+    return frames
+
+
+def test_keeps_only_the_newest_frame_and_counts_the_dropped():
+    cap = Capture(SourceConfig(uri="fake"), opener=lambda uri, t: FakeCamera()).start()
+    frames = []
+    for _ in range(10):
+        time.sleep(0.05)  # a slow processor: ~10 frames arrive per take
+        frames.append(cap.latest())
+    cap.stop()
+    idx = [f.index for f in frames]
+    assert idx == sorted(idx) and len(set(idx)) == 10
+    assert cap.frames_dropped == idx[-1] + 1 - len(idx) and cap.frames_dropped > 20
+
+
+def test_a_failing_source_is_reopened_with_backoff():
+    FakeCamera.opened = 0
+    config = SourceConfig(uri="fake", reconnect_max_seconds=0.5)
+    cap = Capture(config, opener=lambda uri, t: FakeCamera(fail_after=5)).start()
+    frames = collect(cap, 2.0)
+    cap.stop()
+    assert cap.reconnects >= 2 and FakeCamera.opened in (cap.reconnects, cap.reconnects + 1)
+    assert len(frames) >= 10  # frames keep coming after each reconnect
+
+
+def test_a_source_that_cannot_open_keeps_retrying():
+    cap = Capture(
+        SourceConfig(uri="fake", reconnect_max_seconds=0.2), opener=lambda u, t: None
+    ).start()
+    time.sleep(1.0)
+    cap.stop()
+    assert cap.reconnects >= 3 and cap.frames_read == 0 and cap.stalled()
+
+
+def test_a_stall_reopens_the_source():
+    FakeCamera.opened = 0
+    config = SourceConfig(uri="fake", stall_seconds=0.2)
+    cap = Capture(config, opener=lambda u, t: FakeCamera(stall_at=5, stall=0.4)).start()
+    time.sleep(1.5)
+    cap.stop()
+    assert cap.reconnects >= 1 and FakeCamera.opened >= 2
+
+
+def test_max_fps_caps_the_rate():
+    cap = Capture(SourceConfig(uri="fake", max_fps=10), opener=lambda u, t: FakeCamera()).start()
+    frames = collect(cap, 1.0)
+    cap.stop()
+    assert 8 <= len(frames) <= 12
+
+
+def test_a_looping_video_file_plays_on(tmp_path):
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), i * 40, np.uint8))
+    writer.release()
+    cap = Capture(SourceConfig(uri=str(path), loop=True), opener=open_capture).start()
+    frames = [cap.latest(timeout=2.0) for _ in range(12)]
+    cap.stop()
+    assert all(f is not None for f in frames) and cap.reconnects == 0
+    assert cap.frames_read >= 12  # more than the file's 5 frames: it looped
