@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,6 +61,14 @@ def open_capture(uri: str, timeout_s: float):
             else cv2.VideoCapture(uri, cv2.CAP_ANY, params)
         )
     return cap if cap.isOpened() else None
+
+
+def _file_frame_period(uri: str, cap) -> float:
+    """Seconds between frames of a video file (0 for cameras, streams and unknown rates)."""
+    if not Path(uri).is_file() or not hasattr(cap, "get"):
+        return 0.0
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return 1.0 / fps if fps and 1 <= fps <= 240 else 0.0
 
 
 class Capture:
@@ -129,9 +138,16 @@ class Capture:
                 self._backoff(failures)
 
     def _stream(self, cap) -> bool:
-        """Read until stop, a failure or a stall; True if any frame came."""
+        """Read until stop, a failure or a stall; True if any frame came. A video file is read at
+        its own frame rate, as a camera would deliver it (read flat out, the newest-frame rule
+        would skip most of it)."""
         got_any = False
+        period = _file_frame_period(self.config.uri, cap)
+        next_at = self.clock()
         while not self._stop.is_set():
+            if period:
+                next_at += period
+                self._stop.wait(max(0.0, next_at - self.clock()))
             started = self.clock()
             ok, image = cap.read()
             if not ok or image is None:

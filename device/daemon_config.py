@@ -120,7 +120,6 @@ class DaemonConfig(Section):
     events: EventsConfig = EventsConfig()
     outputs: OutputsConfig = OutputsConfig()
     server: ServerConfig = ServerConfig()
-    record_dir: Path | None = None  # frames/crops are stored only when this is set
 
     def masked(self) -> dict:
         """The resolved config as JSON-ready data, secrets shown as '***'."""

@@ -48,9 +48,10 @@ class EventBuilder:
         self.frames = 0
         self.last_summary: float | None = None
 
-    def on_frame(self, t: float, update: TrackUpdate) -> list[dict]:
-        """Events for one processed frame at monotonic time `t`."""
-        self.frames += 1
+    def on_frame(self, t: float, update: TrackUpdate, processed: bool = True) -> list[dict]:
+        """Events at monotonic time `t`: for a processed frame, or (processed=False) for time
+        passing without one, when tracks can still close and summaries fall due."""
+        self.frames += processed
         if self.last_summary is None:
             self.last_summary = t
         events = []

@@ -10,6 +10,7 @@ import click
 from edgefer import __version__
 from edgefer.cli.calib_cmd import calib
 from edgefer.cli.convert_cmd import benchmark_cmd, convert
+from edgefer.cli.daemon_cmd import daemon
 from edgefer.cli.data_cmd import data
 from edgefer.cli.demo_cmd import demo
 from edgefer.cli.device_cmd import bench, detect
@@ -51,4 +52,5 @@ main.add_command(sweep)
 main.add_command(convert)
 main.add_command(benchmark_cmd)
 main.add_command(detect)
+main.add_command(daemon)
 main.add_command(bench)

@@ -1,0 +1,150 @@
+"""`edgefer daemon`: camera -> faces -> expressions -> tracks -> events -> outputs, unattended.
+
+The main loop takes the newest frame from the capture thread (never a backlog), runs the same
+`Pipeline` as `edgefer detect`, follows faces with `Tracker` and turns what changes into events
+for every configured output. SIGTERM/SIGINT stop it cleanly: capture stops, open tracks are closed
+with their `face_left` events, every output is flushed and closed, exit 0. SIGHUP re-reads the
+config; an invalid one is refused with a log line and the running one stays.
+
+Privacy: frames and face crops are never written anywhere; only events (boxes and scores) leave.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.device.capture import Capture
+from edgefer.device.daemon_config import DaemonConfig, load_config
+from edgefer.device.events import EventBuilder
+from edgefer.device.outputs.jsonl import JsonlSink
+from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.device.tracks import Tracker, TrackerConfig
+from edgefer.errors import EdgeferError
+
+log = logging.getLogger("edgefer.daemon")
+
+
+def build_pipeline(config: DaemonConfig) -> Pipeline:
+    from edgefer.bundled import default_bundle
+
+    detector = config.detector
+    blazeface = (
+        BlazeFaceConfig(detector.blazeface_range, detector.threshold)
+        if detector.kind == "blazeface"
+        else None
+    )
+    return Pipeline.from_bundle(
+        config.bundle or default_bundle(),
+        config.backend,
+        config.threads,
+        margin=config.margin,
+        blazeface=blazeface,
+    )
+
+
+def build_sinks(config: DaemonConfig) -> list:
+    outputs = config.outputs
+    if outputs.mqtt is not None or outputs.webhook is not None:
+        raise EdgeferError(
+            "outputs.mqtt / outputs.webhook: not available yet in this version; use outputs.jsonl"
+        )
+    return [JsonlSink(outputs.jsonl)] if outputs.jsonl is not None else []
+
+
+class Daemon:
+    def __init__(
+        self, config: DaemonConfig, config_path: str | Path | None = None, overrides: list[str] = ()
+    ):
+        self.config_path, self.overrides = config_path, list(overrides)
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.started = time.monotonic()
+        self.frames = 0
+        self.seq = 0
+        self._apply(config)
+
+    def _apply(self, config: DaemonConfig) -> None:
+        """Build every part from a validated config (at start and on a good SIGHUP)."""
+        self.config = config
+        self.pipeline = build_pipeline(config)
+        self.sinks = build_sinks(config)
+        self.capture = Capture(config.source)
+        self.tracker = Tracker(TrackerConfig(**config.tracking.model_dump()))
+        self.events = EventBuilder(
+            self.pipeline.labels,
+            config.events.min_hold,
+            config.events.summary_interval,
+            start_seq=self.seq,
+        )
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def run(self) -> int:
+        log.info(
+            "edgefer daemon: source %s, model %s",
+            self.config.source.uri,
+            self.pipeline.manifest.arch,
+        )
+        self.capture.start()
+        try:
+            while not self.stop_requested.is_set():
+                if self.reload_requested.is_set():
+                    self._reload()
+                self.step()
+        finally:
+            self.shutdown()
+        return 0
+
+    def step(self) -> None:
+        """One frame (or, with none in time, the passage of time: tracks can still close)."""
+        frame = self.capture.latest(timeout=0.5)
+        t = time.monotonic()
+        if frame is None:
+            self._emit(self.events.on_frame(t, self.tracker.update(t, []), processed=False))
+            return
+        result = self.pipeline(frame.image)
+        detections = [
+            (d.box, np.array([d.scores[c] for c in self.pipeline.labels]))
+            for d in result.detections
+        ]
+        self.frames += 1
+        self._emit(self.events.on_frame(frame.t, self.tracker.update(frame.t, detections)))
+
+    def _emit(self, events: list[dict]) -> None:
+        for event in events:
+            self.seq = event["seq"]
+            for sink in self.sinks:
+                sink.send(event)
+
+    def _reload(self) -> None:
+        self.reload_requested.clear()
+        try:
+            config = load_config(self.config_path, self.overrides)
+            pipeline_check = build_pipeline(config)  # a bundle that does not fit is refused too
+        except EdgeferError as exc:
+            log.error("SIGHUP: config refused, the running one stays: %s", exc)
+            return
+        del pipeline_check
+        self.shutdown()
+        self._apply(config)
+        self.capture.start()
+        log.info("SIGHUP: config reloaded")
+
+    def shutdown(self) -> None:
+        """Stop capture, close open tracks with their face_left events, flush every output."""
+        self.capture.stop()
+        t = time.monotonic()
+        self._emit([self.events.face_left(tr, tr.last_seen) for tr in self.tracker.close_all()])
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []
+        log.info("edgefer daemon: stopped after %.0f s, %d frames", t - self.started, self.frames)

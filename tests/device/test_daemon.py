@@ -1,0 +1,116 @@
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from edgefer.device.daemon import Daemon
+from edgefer.device.daemon_config import load_config
+from tests.cli_helpers import run
+
+
+def events_of(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(predicate, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="module")
+def slow_face_video(tmp_path_factory):
+    """10 s of the face video at 30 FPS: the face moves as a person would, not 40 frames' worth
+    of path in 1.3 s (the tracker is meant to follow the first, not the second)."""
+    from edgefer.samples import write_face_video
+
+    return write_face_video(tmp_path_factory.mktemp("daemon") / "face.mp4", frames=300)
+
+
+@pytest.fixture
+def config_file(tmp_path, slow_face_video):
+    path = tmp_path / "edgefer.toml"
+    path.write_text(
+        f'[source]\nuri = "{slow_face_video}"\nloop = true\n'
+        f'[outputs.jsonl]\npath = "{tmp_path / "events.jsonl"}"\n'
+        "[events]\nsummary_interval = 1\n"
+    )
+    return path
+
+
+def test_a_face_in_the_video_becomes_events_and_stop_closes_its_track(config_file, tmp_path):
+    service = Daemon(load_config(config_file, environ={}), config_file)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    out = tmp_path / "events.jsonl"
+    try:
+        assert wait_for(lambda: any(e["type"] == "summary" for e in events_of(out)), 60)
+    finally:
+        service.stop_requested.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    events = events_of(out)
+    types = [e["type"] for e in events]
+    assert types[0] == "face_appeared" and types[-1] == "face_left"
+    assert events[-1]["track"] == events[0]["track"] and events[-1]["duration"] > 0
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    summary = next(e for e in events if e["type"] == "summary")
+    assert summary["fps"] > 1 and summary["tracks_open"] >= 1
+
+
+def test_sigterm_exits_0_with_every_event_flushed_and_sighup_refuses_a_bad_config(
+    config_file, tmp_path
+):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgefer", "daemon", "--config", str(config_file)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = tmp_path / "events.jsonl"
+    try:
+        assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(out)), 90)
+        good = config_file.read_text()
+        config_file.write_text(good + "threads = 0\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        config_file.write_text(good)
+        seen = len(events_of(out))
+        assert wait_for(lambda: len(events_of(out)) > seen, 10)  # still running the old config
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+    assert "SIGHUP: config refused" in proc.stderr.read()
+    assert events_of(out)[-1]["type"] == "face_left"
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[source]\nurl = 3\n")
+    res = run("daemon", "--config", path)
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: {path}: key source.url: Extra inputs are not permitted"
+
+
+def test_print_config_resolves_and_masks(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEFER_SERVER__TOKEN", "s3cret")
+    res = run("daemon", "--set", "threads=2", "--print-config")
+    assert res.exit_code == 0
+    cfg = json.loads(res.output)
+    assert cfg["threads"] == 2 and cfg["server"]["token"] == "**********"
+
+
+def test_the_example_config_is_valid():
+    from pathlib import Path
+
+    import edgefer.device
+
+    example = Path(edgefer.device.__file__).parent / "edgefer.example.toml"
+    assert load_config(example, environ={}).source.uri == "0"
