@@ -24,6 +24,7 @@ from edgefer.device.daemon_config import DaemonConfig, load_config
 from edgefer.device.events import EventBuilder
 from edgefer.device.outputs.jsonl import JsonlSink
 from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.device.status_server import Metrics, StatusServer
 from edgefer.device.tracks import Tracker, TrackerConfig
 from edgefer.errors import EdgeferError
 
@@ -82,6 +83,35 @@ class Daemon:
             config.events.summary_interval,
             start_seq=self.seq,
         )
+        self.metrics = Metrics(self.pipeline.manifest.arch, config.backend)
+        self.latest: list[dict] = []
+        self.server = StatusServer(config.server, self.metrics, self.status, self.healthy)
+
+    def healthy(self) -> bool:
+        """Frames flow: what /healthz answers."""
+        return not self.capture.stalled()
+
+    def status(self) -> dict:
+        cap = self.capture
+        age = None if cap.last_frame_at is None else round(time.monotonic() - cap.last_frame_at, 3)
+        return {
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "healthy": self.healthy(),
+            "model": self.pipeline.manifest.arch,
+            "backend": self.config.backend,
+            "detector": self.config.detector.kind,
+            "source": {
+                "uri": self.config.source.uri,
+                "state": cap.state,
+                "frames_read": cap.frames_read,
+                "frames_dropped": cap.frames_dropped,
+                "reconnects": cap.reconnects,
+                "last_frame_age_seconds": age,
+            },
+            "frames_processed": self.frames,
+            "tracks": self.latest,
+            "events": dict(self.events.counts),
+        }
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
@@ -95,6 +125,8 @@ class Daemon:
             self.pipeline.manifest.arch,
         )
         self.capture.start()
+        self.server.start()
+        log.info("status server on http://%s:%d/", self.config.server.bind, self.server.port)
         try:
             while not self.stop_requested.is_set():
                 if self.reload_requested.is_set():
@@ -117,11 +149,33 @@ class Daemon:
             for d in result.detections
         ]
         self.frames += 1
-        self._emit(self.events.on_frame(frame.t, self.tracker.update(frame.t, detections)))
+        update = self.tracker.update(frame.t, detections)
+        self._emit(self.events.on_frame(frame.t, update))
+        m = self.metrics
+        m.frames.inc()
+        m.faces.inc(len(detections))
+        for stage, ms in result.timings.items():
+            m.stage.labels(stage).observe(ms)
+        m.tracks.set(len(self.tracker.tracks))
+        m.dropped.set(self.capture.frames_dropped)
+        m.reconnects.set(self.capture.reconnects)
+        labels = self.pipeline.labels
+        self.latest = [
+            {
+                "track": tr.id,
+                "box": list(tr.box),
+                "label": labels[tr.label_index()],
+                "scores": {c: round(float(s), 4) for c, s in zip(labels, tr.scores)},
+            }
+            for tr in update.seen
+        ]
 
     def _emit(self, events: list[dict]) -> None:
         for event in events:
             self.seq = event["seq"]
+            self.metrics.events.labels(event["type"]).inc()
+            if event["type"] == "summary" and event["fps"] is not None:
+                self.metrics.fps.set(event["fps"])
             for sink in self.sinks:
                 sink.send(event)
 
@@ -137,11 +191,13 @@ class Daemon:
         self.shutdown()
         self._apply(config)
         self.capture.start()
+        self.server.start()
         log.info("SIGHUP: config reloaded")
 
     def shutdown(self) -> None:
         """Stop capture, close open tracks with their face_left events, flush every output."""
         self.capture.stop()
+        self.server.stop()
         t = time.monotonic()
         self._emit([self.events.face_left(tr, tr.last_seen) for tr in self.tracker.close_all()])
         for sink in self.sinks:

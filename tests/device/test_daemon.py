@@ -40,7 +40,7 @@ def config_file(tmp_path, slow_face_video):
     path.write_text(
         f'[source]\nuri = "{slow_face_video}"\nloop = true\n'
         f'[outputs.jsonl]\npath = "{tmp_path / "events.jsonl"}"\n'
-        "[events]\nsummary_interval = 1\n"
+        "[events]\nsummary_interval = 1\n[server]\nport = 0\n"
     )
     return path
 
@@ -114,3 +114,76 @@ def test_the_example_config_is_valid():
 
     example = Path(edgefer.device.__file__).parent / "edgefer.example.toml"
     assert load_config(example, environ={}).source.uri == "0"
+
+
+def test_status_server_health_metrics_and_status(config_file, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    service = Daemon(load_config(config_file, environ={}), config_file)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    base = f"http://127.0.0.1:{service.server.port}"
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    try:
+        assert wait_for(lambda: get("/healthz")[0] == 200, 60)
+        assert wait_for(lambda: json.loads(get("/status")[1])["tracks"], 30)
+        status = json.loads(get("/status")[1])
+        assert status["model"] == "edge" and status["source"]["state"] == "streaming"
+        assert status["tracks"][0]["label"] in status["tracks"][0]["scores"]
+        families = {f.name: f for f in text_string_to_metric_families(get("/metrics")[1])}
+        frames = next(
+            s.value for s in families["edgefer_frames"].samples if s.name.endswith("_total")
+        )
+        assert frames > 0
+        stages = {s.labels.get("stage") for s in families["edgefer_stage_ms"].samples}
+        assert {"detect", "inference", "total"} <= stages
+        assert families["edgefer_info"].samples[0].labels == {"model": "edge", "backend": "cpu"}
+        assert get("/nope")[0] == 404
+    finally:
+        service.stop_requested.set()
+        thread.join(10)
+
+
+def test_a_token_is_required_when_one_is_set(config_file, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    config = load_config(
+        config_file, ["server.bind=127.0.0.1"], environ={"EDGEFER_SERVER__TOKEN": "t0k"}
+    )
+    service = Daemon(config, config_file)
+    service.server.start()
+    url = f"http://127.0.0.1:{service.server.port}/status"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=5)
+        assert err.value.code == 401
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer t0k"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+    finally:
+        service.server.stop()
+
+
+def test_healthz_is_503_while_no_frame_flows(config_file):
+    import urllib.error
+    import urllib.request
+
+    service = Daemon(load_config(config_file, ["source.uri=/nonexistent.mp4"], environ={}))
+    service.server.start()  # the capture never delivers a frame
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{service.server.port}/healthz", timeout=5)
+        assert err.value.code == 503
+    finally:
+        service.server.stop()
