@@ -24,6 +24,7 @@ from edgefer.device.daemon_config import DaemonConfig, load_config
 from edgefer.device.events import EventBuilder
 from edgefer.device.outputs.jsonl import JsonlSink
 from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.device.sd_notify import notify, watchdog_interval
 from edgefer.device.status_server import Metrics, StatusServer
 from edgefer.device.tracks import Tracker, TrackerConfig
 from edgefer.errors import EdgeferError
@@ -127,12 +128,20 @@ class Daemon:
         self.capture.start()
         self.server.start()
         log.info("status server on http://%s:%d/", self.config.server.bind, self.server.port)
+        notify("READY=1")
+        ping_every, last_ping = watchdog_interval(), 0.0
         try:
             while not self.stop_requested.is_set():
+                if ping_every and time.monotonic() - last_ping >= ping_every:
+                    notify("WATCHDOG=1")  # the loop is alive (frames or not: /healthz tells)
+                    last_ping = time.monotonic()
                 if self.reload_requested.is_set():
+                    notify("RELOADING=1")
                     self._reload()
+                    notify("READY=1")
                 self.step()
         finally:
+            notify("STOPPING=1")
             self.shutdown()
         return 0
 
