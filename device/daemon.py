@@ -23,6 +23,7 @@ from edgefer.device.capture import Capture
 from edgefer.device.daemon_config import DaemonConfig, load_config
 from edgefer.device.events import EventBuilder
 from edgefer.device.outputs.jsonl import JsonlSink
+from edgefer.device.outputs.mqtt import MqttSink
 from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
 from edgefer.device.sd_notify import notify, watchdog_interval
 from edgefer.device.status_server import Metrics, StatusServer
@@ -52,11 +53,14 @@ def build_pipeline(config: DaemonConfig) -> Pipeline:
 
 def build_sinks(config: DaemonConfig) -> list:
     outputs = config.outputs
-    if outputs.mqtt is not None or outputs.webhook is not None:
+    if outputs.webhook is not None:
         raise EdgeferError(
-            "outputs.mqtt / outputs.webhook: not available yet in this version; use outputs.jsonl"
+            "outputs.webhook: not available yet in this version; use outputs.jsonl or outputs.mqtt"
         )
-    return [JsonlSink(outputs.jsonl)] if outputs.jsonl is not None else []
+    sinks = [JsonlSink(outputs.jsonl)] if outputs.jsonl is not None else []
+    if outputs.mqtt is not None:
+        sinks.append(MqttSink(outputs.mqtt))
+    return sinks
 
 
 class Daemon:
@@ -168,6 +172,7 @@ class Daemon:
         m.tracks.set(len(self.tracker.tracks))
         m.dropped.set(self.capture.frames_dropped)
         m.reconnects.set(self.capture.reconnects)
+        m.spool.set(sum(s.depth() for s in self.sinks if hasattr(s, "depth")))
         labels = self.pipeline.labels
         self.latest = [
             {

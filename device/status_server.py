@@ -39,6 +39,7 @@ class Metrics:
         self.reconnects = Gauge(
             "edgefer_source_reconnects", "Times the source was reopened", registry=r
         )
+        self.spool = Gauge("edgefer_spool_depth", "Events waiting in the MQTT spool", registry=r)
         self.stage = Histogram(
             "edgefer_stage_ms",
             "Per-stage latency (ms)",
