@@ -24,6 +24,7 @@ from edgefer.device.daemon_config import DaemonConfig, load_config
 from edgefer.device.events import EventBuilder
 from edgefer.device.outputs.jsonl import JsonlSink
 from edgefer.device.outputs.mqtt import MqttSink
+from edgefer.device.outputs.webhook import WebhookSink
 from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
 from edgefer.device.sd_notify import notify, watchdog_interval
 from edgefer.device.status_server import Metrics, StatusServer
@@ -53,13 +54,11 @@ def build_pipeline(config: DaemonConfig) -> Pipeline:
 
 def build_sinks(config: DaemonConfig) -> list:
     outputs = config.outputs
-    if outputs.webhook is not None:
-        raise EdgeferError(
-            "outputs.webhook: not available yet in this version; use outputs.jsonl or outputs.mqtt"
-        )
     sinks = [JsonlSink(outputs.jsonl)] if outputs.jsonl is not None else []
     if outputs.mqtt is not None:
         sinks.append(MqttSink(outputs.mqtt))
+    if outputs.webhook is not None:
+        sinks.append(WebhookSink(outputs.webhook))
     return sinks
 
 

@@ -217,3 +217,20 @@ def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(config_file,
         broker.kill()
     delivered = [e["id"] for e in first.events() + second.events()]
     assert delivered == [e["id"] for e in events_of(out)]
+
+
+def test_every_configured_output_is_built(tmp_path):
+    from edgefer.device.daemon import build_sinks
+
+    config = load_config(
+        None,
+        [
+            f'outputs.jsonl.path="{tmp_path / "e.jsonl"}"',
+            'outputs.webhook.url="http://127.0.0.1:1/hook"',
+        ],
+        environ={},
+    )
+    sinks = build_sinks(config)
+    assert [type(s).__name__ for s in sinks] == ["JsonlSink", "WebhookSink"]
+    for s in sinks:
+        s.close()
