@@ -10,19 +10,11 @@ import pytest
 from edgefer.device.daemon import Daemon
 from edgefer.device.daemon_config import load_config
 from tests.cli_helpers import run
+from tests.polling import wait_for
 
 
 def events_of(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def wait_for(predicate, seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture(scope="module")

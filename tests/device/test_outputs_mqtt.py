@@ -10,19 +10,11 @@ from edgefer.device.daemon_config import MqttConfig
 from edgefer.device.outputs.mqtt import MqttSink
 from edgefer.device.outputs.spool import Spool
 from tests.device.mqtt_broker import Broker, Subscriber
+from tests.polling import wait_for
 
 
 def event(seq):
     return {"id": f"id-{seq}", "seq": seq, "type": "face_appeared"}
-
-
-def wait_for(predicate, seconds=15):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from edgefer.device.daemon_config import WebhookConfig
 from edgefer.device.outputs.webhook import WebhookSink
+from tests.polling import wait_for
 
 
 class Endpoint:
@@ -33,13 +34,6 @@ class Endpoint:
 
     def stop(self):
         self.server.shutdown()
-
-
-def wait_for(predicate, seconds=10):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end and not predicate():
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_events_are_posted_in_order():
