@@ -355,3 +355,17 @@ def test_resume_after_an_early_stop_does_not_train_again(tiny_csv, tmp_path, mon
     assert res.exit_code == 0, res.output
     assert len((out / "history.csv").read_text().splitlines()) == 3  # header + epochs 1, 2
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
+
+
+def test_models_lists_the_bundled_model_with_its_measured_figures():
+    import json
+
+    from edgefer.bundled import default_bundle
+
+    res = run("models")
+    assert res.exit_code == 0, res.output
+    report = json.loads((default_bundle() / "benchmark.json").read_text())
+    assert "bundled model (used when --model is not given): edge" in res.output
+    for row in report["rows"]:  # the figures come from the bundle's own report, not the code
+        line = next(x for x in res.output.splitlines() if x.startswith(row["format"] + " "))
+        assert f"{100 * row['accuracy']:.2f}" in line
