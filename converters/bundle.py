@@ -21,15 +21,7 @@ from edgefer.evaluate import load_keras
 from edgefer.hashing import sha256_file
 from edgefer.model_card import read_card, write_card
 
-DEFAULT_FORMATS = (
-    "tflite-fp32",
-    "tflite-fp16",
-    "tflite-dynamic",
-    "tflite-int8",
-    "onnx",
-    "onnx-int8",
-    "edgetpu",
-)
+DEFAULT_FORMATS = tuple(f for f in FORMATS if f != "keras")  # the source is always copied
 NEEDS_CALIBRATION = {"tflite-int8", "onnx-int8", "edgetpu"}
 FILES = {
     "keras": "model.keras",

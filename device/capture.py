@@ -103,21 +103,16 @@ class Capture:
                 self._stop.wait(wait)
             self._next_slot = max(self._next_slot, self.clock()) + 1 / self.config.max_fps
         with self._cond:
-            if (
-                not self._cond.wait_for(
-                    lambda: (
-                        self._stop.is_set() or (self._newest and self._newest.index > self._taken)
-                    ),
-                    timeout,
-                )
-                or self._newest is None
-                or self._newest.index <= self._taken
-            ):
+            self._cond.wait_for(lambda: self._stop.is_set() or self._fresh(), timeout)
+            if not self._fresh():
                 return None
             frame = self._newest
             self.frames_dropped += frame.index - self._taken - 1
             self._taken = frame.index
             return frame
+
+    def _fresh(self) -> bool:
+        return self._newest is not None and self._newest.index > self._taken
 
     def _run(self) -> None:
         failures = 0

@@ -71,13 +71,13 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.started = time.monotonic()
         self.frames = 0
-        self.seq = 0
-        self._apply(config)
+        self._apply(config, build_pipeline(config), start_seq=0)
 
-    def _apply(self, config: DaemonConfig) -> None:
-        """Build every part from a validated config (at start and on a good SIGHUP)."""
+    def _apply(self, config: DaemonConfig, pipeline: Pipeline, start_seq: int) -> None:
+        """Build every part from a validated config (at start and on a good SIGHUP); event
+        sequence numbers go on from `start_seq`."""
         self.config = config
-        self.pipeline = build_pipeline(config)
+        self.pipeline = pipeline
         self.sinks = build_sinks(config)
         self.capture = Capture(config.source)
         self.tracker = Tracker(TrackerConfig(**config.tracking.model_dump()))
@@ -85,7 +85,7 @@ class Daemon:
             self.pipeline.labels,
             config.events.min_hold,
             config.events.summary_interval,
-            start_seq=self.seq,
+            start_seq=start_seq,
         )
         self.metrics = Metrics(self.pipeline.manifest.arch, config.backend)
         self.latest: list[dict] = []
@@ -185,7 +185,6 @@ class Daemon:
 
     def _emit(self, events: list[dict]) -> None:
         for event in events:
-            self.seq = event["seq"]
             self.metrics.events.labels(event["type"]).inc()
             if event["type"] == "summary" and event["fps"] is not None:
                 self.metrics.fps.set(event["fps"])
@@ -196,13 +195,12 @@ class Daemon:
         self.reload_requested.clear()
         try:
             config = load_config(self.config_path, self.overrides)
-            pipeline_check = build_pipeline(config)  # a bundle that does not fit is refused too
+            pipeline = build_pipeline(config)  # a bundle that does not fit is refused too
         except EdgeferError as exc:
             log.error("SIGHUP: config refused, the running one stays: %s", exc)
             return
-        del pipeline_check
         self.shutdown()
-        self._apply(config)
+        self._apply(config, pipeline, start_seq=self.events.seq)
         self.capture.start()
         self.server.start()
         log.info("SIGHUP: config reloaded")

@@ -168,3 +168,16 @@ class Pipeline:
             timings.update(preprocess=0.0, inference=0.0, postprocess=0.0)
         timings["total"] = (time.perf_counter() - t0) * 1000
         return FrameResult(detections, timings)
+
+
+def frames_with_results(pipe: Pipeline, frames):
+    """(frame, result) for each frame of a source, the decode time counted in the result's
+    timings; (frame, None) for a frame the source could not decode."""
+    for frame in frames:
+        if frame.error:
+            yield frame, None
+            continue
+        result = pipe(frame.image)
+        result.timings["decode"] = frame.decode_ms
+        result.timings["total"] += frame.decode_ms
+        yield frame, result

@@ -46,7 +46,7 @@ class Track:
     scores: np.ndarray  # smoothed class scores
     first_seen: float
     last_seen: float
-    votes: deque = field(default_factory=deque)
+    votes: deque = field(default_factory=deque)  # recent labels (vote smoothing only)
 
     def label_index(self) -> int:
         if self.votes:
@@ -101,7 +101,14 @@ class Tracker:
         new = []
         for di, (box, scores) in enumerate(detections):
             if di not in used_dets:
-                track = Track(self.next_id, box, np.asarray(scores, np.float64), t, t)
+                track = Track(
+                    self.next_id,
+                    box,
+                    np.asarray(scores, np.float64),
+                    t,
+                    t,
+                    deque(maxlen=self.config.vote_window),
+                )
                 self._vote(track, scores)
                 self.next_id += 1
                 new.append(track)
@@ -123,6 +130,4 @@ class Tracker:
 
     def _vote(self, track: Track, scores) -> None:
         if self.config.smoothing == "vote":
-            track.votes.append(int(np.argmax(scores)))
-            while len(track.votes) > self.config.vote_window:
-                track.votes.popleft()
+            track.votes.append(int(np.argmax(scores)))  # the deque keeps the last vote_window

@@ -64,16 +64,31 @@ def build(
             f"task {task.name} needs every one of {', '.join(task.class_names)}",
         )
     idx = sample_per_class(labels, per_class, seed)
-    x = prep.apply(part.images[keep][idx])
-    y = labels[idx]
     source_path = Path(data.source)
+    source = {
+        "path": str(source_path),
+        "sha256": sha256_file(source_path) if source_path.is_file() else None,
+        "split": split,
+    }
+    return from_samples(
+        prep.apply(part.images[keep][idx]), labels[idx], task, prep, source, per_class, seed
+    )
+
+
+def from_samples(
+    x: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    prep: Preprocessing,
+    source: dict,
+    per_class: int | None = None,
+    seed: int | None = None,
+) -> CalibrationSet:
+    """A calibration set of preprocessed samples `x` with task labels `y`, and the sidecar
+    metadata that says where they come from (`source`: path, sha256, split)."""
     meta = {
         "format": FORMAT,
-        "source": {
-            "path": str(source_path),
-            "sha256": sha256_file(source_path) if source_path.is_file() else None,
-            "split": split,
-        },
+        "source": source,
         "task": task.name,
         "class_names": list(task.class_names),
         "counts": {name: int((y == i).sum()) for i, name in enumerate(task.class_names)},

@@ -39,25 +39,15 @@ def faces_and_calibration(data_path: str | None, source_model: Path):
     # No expression labels: each face is filed under the float model's own answer, which is all
     # calibration needs (a representative range of real face pixels).
     y = KerasRuntime(source_model).scores(x).argmax(axis=1)
-    meta = {
-        "format": calibration.FORMAT,
-        "source": {"path": "scikit-image lfw_subset (faces)", "sha256": None, "split": "all"},
-        "task": task.name,
-        "class_names": list(task.class_names),
-        "counts": {c: int((y == i).sum()) for i, c in enumerate(task.class_names)},
-        "count": len(y),
-        "per_class": None,
-        "seed": None,
-        "preprocessing": prep.to_dict(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    return calibration.CalibrationSet(x, y, meta), faces, None, "scikit-image's LFW faces"
+    source = {"path": "scikit-image lfw_subset (faces)", "sha256": None, "split": "all"}
+    calib = calibration.from_samples(x, y, task, prep, source)
+    return calib, faces, None, "scikit-image's LFW faces"
 
 
 def run_demo(out: Path, data_path: str | None, frames: int, log) -> dict:
     from edgefer.benchmark import score_formats
     from edgefer.converters.bundle import convert_bundle
-    from edgefer.device.pipeline import Pipeline
+    from edgefer.device.pipeline import Pipeline, frames_with_results
     from edgefer.device.sources import open_source
     from edgefer.device.stats import summarize
     from edgefer.samples import write_face_video
@@ -83,10 +73,7 @@ def run_demo(out: Path, data_path: str | None, frames: int, log) -> dict:
     video = write_face_video(out / "face.mp4", frames=frames)
     pipe = Pipeline.from_bundle(bundle)
     timings, shown = [], []
-    for frame in open_source(str(video), None):
-        result = pipe(frame.image)
-        result.timings["decode"] = frame.decode_ms
-        result.timings["total"] += frame.decode_ms
+    for frame, result in frames_with_results(pipe, open_source(str(video), None)):
         timings.append(result.timings)
         if frame.index % max(1, frames // 5) == 0:
             shown.append((frame.name, result.detections))

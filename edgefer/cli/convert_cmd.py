@@ -10,6 +10,7 @@ import click
 
 from edgefer.atomic import write_text
 from edgefer.cli.common import format_table, load_and_report, skip_bad_option
+from edgefer.device.manifest import FORMATS
 
 
 def run_benchmark(
@@ -98,7 +99,7 @@ def _apply(options):
 )
 @click.option(
     "--formats",
-    default="tflite-fp32,tflite-fp16,tflite-dynamic,tflite-int8,onnx,onnx-int8,edgetpu",
+    default=",".join(f for f in FORMATS if f != "keras"),
     show_default=True,
     help="Comma-separated formats.",
 )

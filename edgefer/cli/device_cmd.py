@@ -177,17 +177,6 @@ def build_pipeline(
     )
 
 
-def frames_with_results(pipe, frames):
-    for frame in frames:
-        if frame.error:
-            yield frame, None
-            continue
-        result = pipe(frame.image)
-        result.timings["decode"] = frame.decode_ms
-        result.timings["total"] += frame.decode_ms
-        yield frame, result
-
-
 IMAGE_TARGETS = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_TARGETS = {".mp4": "mp4v", ".avi": "MJPG"}  # suffix -> fourcc
 DEFAULT_FPS = 15.0  # for a video made from a folder of images, or a source that gives no rate
@@ -263,6 +252,7 @@ class _Saver:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
 def detect(source, frames, save, as_json, **opts):
     """Detect faces and read their expressions, frame by frame."""
+    from edgefer.device.pipeline import frames_with_results
     from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
 
     kind = source_kind(source)
@@ -303,6 +293,7 @@ def detect(source, frames, save, as_json, **opts):
 @click.option("--json", "as_json", is_flag=True)
 def bench(source, frames, as_json, **opts):
     """Per-stage latency (p50/p95/p99/max) and FPS, plus model-only latency per backend here."""
+    from edgefer.device.pipeline import frames_with_results
     from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
     from edgefer.device.stats import STAGES, summarize
 
