@@ -53,3 +53,14 @@ def test_config_is_validated():
         TrackerConfig(smoothing="median")
     with pytest.raises(EdgeferError, match="tracking.iou_threshold"):
         TrackerConfig(iou_threshold=0)
+
+
+def test_the_vote_looks_only_at_the_last_vote_window_frames():
+    tr = Tracker(TrackerConfig(smoothing="vote", vote_window=3))
+    box = (0, 0, 50, 50)
+    for i in range(10):
+        tr.update(i * 0.1, [(box, HAPPY)])
+    tr.update(1.0, [(box, SAD)])
+    assert tr.tracks[0].label_index() == 3  # 2 happy, 1 sad in the window
+    tr.update(1.1, [(box, SAD)])
+    assert tr.tracks[0].label_index() == 4  # 1 happy, 2 sad: ten old happy frames do not count
