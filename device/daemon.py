@@ -7,6 +7,8 @@ with their `face_left` events, every output is flushed and closed, exit 0. SIGHU
 config; an invalid one is refused with a log line and the running one stays.
 
 Privacy: frames and face crops are never written anywhere; only events (boxes and scores) leave.
+The status page's camera preview (`server.preview = true`, off by default) is the one exception
+to "frames never leave": the newest annotated frame, JPEG-encoded in memory on request.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from edgefer.device.capture import Capture
-from edgefer.device.daemon_config import DaemonConfig, load_config
+from edgefer.device.daemon_config import DaemonConfig, load_config, redact_uri
+from edgefer.device.draw import annotated_jpeg
 from edgefer.device.events import EventBuilder
 from edgefer.device.outputs.jsonl import JsonlSink
 from edgefer.device.outputs.mqtt import MqttSink
@@ -32,6 +36,8 @@ from edgefer.device.tracks import Tracker, TrackerConfig
 from edgefer.errors import EdgeferError
 
 log = logging.getLogger("edgefer.daemon")
+RECENT_EVENTS = 10  # the newest events /status shows
+FPS_WINDOW = 5.0  # seconds of frames behind the FPS that /status shows
 
 
 def build_pipeline(config: DaemonConfig) -> Pipeline:
@@ -71,6 +77,8 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.started = time.monotonic()
         self.frames = 0
+        self.recent_events: deque[dict] = deque(maxlen=RECENT_EVENTS)
+        self.frame_times: deque[float] = deque(maxlen=30)  # when the newest frames were done
         self._apply(config, build_pipeline(config), start_seq=0)
 
     def _apply(self, config: DaemonConfig, pipeline: Pipeline, start_seq: int) -> None:
@@ -88,24 +96,48 @@ class Daemon:
             start_seq=start_seq,
         )
         self.metrics = Metrics(self.pipeline.manifest.arch, config.backend)
-        self.latest: list[dict] = []
-        self.server = StatusServer(config.server, self.metrics, self.status, self.healthy)
+        # Read when /metrics is scraped, so they stay true while no frame comes (camera down).
+        m = self.metrics
+        m.tracks.set_function(lambda: len(self.tracker.tracks))
+        m.dropped.set_function(lambda: self.capture.frames_dropped)
+        m.reconnects.set_function(lambda: self.capture.reconnects)
+        m.spool.set_function(lambda: sum(s.depth() for s in self.sinks if hasattr(s, "depth")))
+        self.newest: tuple[np.ndarray, list] | None = None  # frame and detections, for preview
+        self.open_tracks: list[dict] = []
+        self.server = StatusServer(
+            config.server, self.metrics, self.status, self.healthy, self.preview
+        )
 
     def healthy(self) -> bool:
         """Frames flow: what /healthz answers."""
         return not self.capture.stalled()
 
+    def preview(self) -> bytes | None:
+        """The newest frame with its boxes, as JPEG (server thread, only with preview on)."""
+        newest = self.newest
+        return None if newest is None else annotated_jpeg(*newest)
+
+    def fps(self) -> float:
+        """Frames processed per second over the last FPS_WINDOW seconds (0 once frames stop)."""
+        now = time.monotonic()
+        recent = [t for t in list(self.frame_times) if now - t <= FPS_WINDOW]
+        if len(recent) < 2:
+            return 0.0
+        return round((len(recent) - 1) / (recent[-1] - recent[0]), 1)
+
     def status(self) -> dict:
         cap = self.capture
-        age = None if cap.last_frame_at is None else round(time.monotonic() - cap.last_frame_at, 3)
+        now = time.monotonic()
+        age = None if cap.last_frame_at is None else round(now - cap.last_frame_at, 3)
         return {
-            "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "uptime_seconds": round(now - self.started, 1),
             "healthy": self.healthy(),
+            "fps": self.fps(),
             "model": self.pipeline.manifest.arch,
             "backend": self.config.backend,
             "detector": self.config.detector.kind,
             "source": {
-                "uri": self.config.source.uri,
+                "uri": redact_uri(self.config.source.uri),
                 "state": cap.state,
                 "frames_read": cap.frames_read,
                 "frames_dropped": cap.frames_dropped,
@@ -113,8 +145,10 @@ class Daemon:
                 "last_frame_age_seconds": age,
             },
             "frames_processed": self.frames,
-            "tracks": self.latest,
+            "tracks": self.open_tracks,  # seen now or within tracking.lost_after
             "events": dict(self.events.counts),
+            "recent_events": list(self.recent_events),  # newest last
+            "preview": self.newest is not None,  # /preview.jpg has a frame to show
         }
 
     def install_signal_handlers(self) -> None:
@@ -125,7 +159,7 @@ class Daemon:
     def run(self) -> int:
         log.info(
             "edgefer daemon: source %s, model %s",
-            self.config.source.uri,
+            redact_uri(self.config.source.uri),
             self.pipeline.manifest.arch,
         )
         self.capture.start()
@@ -151,16 +185,33 @@ class Daemon:
     def step(self) -> None:
         """One frame (or, with none in time, the passage of time: tracks can still close)."""
         frame = self.capture.latest(timeout=0.5)
-        t = time.monotonic()
         if frame is None:
+            t = time.monotonic()
             self._emit(self.events.on_frame(t, self.tracker.update(t, []), processed=False))
-            return
+        else:
+            self._process(frame)
+        # Built here, in the loop's thread: the server thread must not read tracks mid-update.
+        labels = self.pipeline.labels
+        self.open_tracks = [
+            {
+                "track": tr.id,
+                "box": list(tr.box),
+                "label": labels[tr.label_index()],
+                "scores": {c: round(float(s), 4) for c, s in zip(labels, tr.scores)},
+            }
+            for tr in self.tracker.tracks
+        ]
+
+    def _process(self, frame) -> None:
         result = self.pipeline(frame.image)
         detections = [
             (d.box, np.array([d.scores[c] for c in self.pipeline.labels]))
             for d in result.detections
         ]
         self.frames += 1
+        self.frame_times.append(time.monotonic())
+        if self.config.server.preview:
+            self.newest = (frame.image, result.detections)
         update = self.tracker.update(frame.t, detections)
         self._emit(self.events.on_frame(frame.t, update))
         m = self.metrics
@@ -168,23 +219,10 @@ class Daemon:
         m.faces.inc(len(detections))
         for stage, ms in result.timings.items():
             m.stage.labels(stage).observe(ms)
-        m.tracks.set(len(self.tracker.tracks))
-        m.dropped.set(self.capture.frames_dropped)
-        m.reconnects.set(self.capture.reconnects)
-        m.spool.set(sum(s.depth() for s in self.sinks if hasattr(s, "depth")))
-        labels = self.pipeline.labels
-        self.latest = [
-            {
-                "track": tr.id,
-                "box": list(tr.box),
-                "label": labels[tr.label_index()],
-                "scores": {c: round(float(s), 4) for c, s in zip(labels, tr.scores)},
-            }
-            for tr in update.seen
-        ]
 
     def _emit(self, events: list[dict]) -> None:
         for event in events:
+            self.recent_events.append(event)
             self.metrics.events.labels(event["type"]).inc()
             if event["type"] == "summary" and event["fps"] is not None:
                 self.metrics.fps.set(event["fps"])

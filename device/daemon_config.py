@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from ipaddress import ip_address
 from pathlib import Path
@@ -123,7 +124,15 @@ class DaemonConfig(Section):
 
     def masked(self) -> dict:
         """The resolved config as JSON-ready data, secrets shown as '***'."""
-        return json.loads(self.model_dump_json())  # SecretStr dumps as '**********'
+        data = json.loads(self.model_dump_json())  # SecretStr dumps as '**********'
+        data["source"]["uri"] = redact_uri(self.source.uri)
+        return data
+
+
+def redact_uri(uri: str) -> str:
+    """`uri` with the password in it, if any, shown as ***: network cameras are commonly
+    rtsp://user:password@host/..., and the URI goes to logs, /status and --print-config."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", uri, flags=re.IGNORECASE)
 
 
 SECRET_KEYS = {("outputs", "mqtt", "password"), ("server", "token")}

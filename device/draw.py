@@ -1,4 +1,5 @@
-"""Boxes and labels drawn on a frame, for `edgefer detect --save` (only when the user asks)."""
+"""Boxes and labels drawn on a frame, only when the user asks: `edgefer detect --save`, and the
+daemon's status page preview (`preview = true`), which is encoded in memory and never stored."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def annotate(frame: np.ndarray, detections) -> np.ndarray:
             cv2.LINE_AA,
         )
     return img
+
+
+def annotated_jpeg(frame: np.ndarray, detections, quality: int = 80) -> bytes:
+    """The annotated frame as JPEG bytes, encoded in memory (the preview never touches disk).
+    annotate() always gives 8-bit BGR, which the JPEG encoder always takes."""
+    image = annotate(frame, detections)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
 
 def letterbox(img: np.ndarray, width: int, height: int) -> np.ndarray:

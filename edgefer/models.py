@@ -85,26 +85,35 @@ def _separable_block(x, filters, stride=1):
 
 
 def edge(
-    num_classes: int = 7, input_shape=(48, 48, 1), dropout: float = 0.4, head_pooling: str = "avg"
+    num_classes: int = 7,
+    input_shape=(48, 48, 1),
+    dropout: float = 0.4,
+    head_pooling: str = "avg",
+    width: float = 1.0,
 ) -> keras.Model:
     """Our int8 edge model: full 3x3 convs where the feature maps are large and cheap in
     channels, depthwise-separable residual blocks deeper down. Only ops that XNNPACK and the Edge
     TPU compiler map (Conv, DepthwiseConv, BN folded at conversion, ReLU6, Add, pooling, Dense,
-    Softmax), static 48x48x1 input, 0.7M parameters."""
+    Softmax), static 48x48x1 input, 0.7M parameters at width 1. `width` scales every layer's
+    channels (multiples of 8, which int8 kernels vectorise best); parameters grow as width^2."""
+
+    def ch(channels: int) -> int:
+        return max(8, round(channels * width / 8) * 8)
+
     x = inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn_relu(x, 32)
-    x = _conv_bn_relu(x, 32)
+    x = _conv_bn_relu(x, ch(32))
+    x = _conv_bn_relu(x, ch(32))
     x = layers.MaxPooling2D(2)(x)  # 24x24
-    x = _conv_bn_relu(x, 64)
-    x = _conv_bn_relu(x, 64)
+    x = _conv_bn_relu(x, ch(64))
+    x = _conv_bn_relu(x, ch(64))
     x = layers.MaxPooling2D(2)(x)  # 12x12
-    x = _conv_bn_relu(x, 128)
-    x = _separable_block(x, 128)
-    x = _separable_block(x, 128)
+    x = _conv_bn_relu(x, ch(128))
+    x = _separable_block(x, ch(128))
+    x = _separable_block(x, ch(128))
     x = layers.MaxPooling2D(2)(x)  # 6x6
-    x = _conv_bn_relu(x, 256)
-    x = _separable_block(x, 256)
-    x = _conv_bn_relu(x, 512, kernel=1)
+    x = _conv_bn_relu(x, ch(256))
+    x = _separable_block(x, ch(256))
+    x = _conv_bn_relu(x, ch(512), kernel=1)
     x = global_pooling(head_pooling)(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)

@@ -53,3 +53,20 @@ def test_head_pooling_can_be_chosen_and_is_validated():
         resolve("seed-binary", head_pooling="max")
     with pytest.raises(EdgeferError, match="head_pooling 'sum'"):
         seed_fcn7(head_pooling="sum")
+
+
+def test_edge_width_scales_channels_in_multiples_of_eight():
+    narrow, wide = edge(width=1.0), edge(width=1.25)
+    assert narrow.count_params() == 679_463
+    assert wide.count_params() == 1_056_367  # about 1.25^2 times
+    convs = [layer for layer in wide.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs[:2]] == [40, 40]
+    assert all(c.filters % 8 == 0 for c in convs)
+
+
+def test_width_is_refused_for_archs_without_one():
+    from edgefer.train.config import resolve
+
+    assert resolve("edge", width=1.25).width == 1.25
+    with pytest.raises(EdgeferError, match="config field width"):
+        resolve("seed-fcn7", width=1.25)

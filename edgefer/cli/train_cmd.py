@@ -52,6 +52,7 @@ from edgefer.errors import EdgeferError
     help="Global pooling before the classifier (seed-fcn7, edge); arch = the arch's own.",
 )
 @click.option("--mixup", type=float, help="Mixup alpha (pairs mixed within a batch); 0 = off.")
+@click.option("--width", type=float, help="Channel multiplier of the edge arch (params ~ width^2).")
 @click.option(
     "--balance",
     type=click.Choice(["none", "weights", "sampling"]),

@@ -41,6 +41,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs within a batch; 0 = off
     head_pooling: str = "arch"  # arch = the arch's own; max | avg for archs with a pooling head
+    width: float = 1.0  # channel multiplier; only the edge arch has one
     val_fraction: float = 0.0  # >0: pool every split and hold out this stratified fraction
     train_fraction: float = 1.0  # <1: train on a seeded stratified share (a CPU budget)
     train_split: str = "auto"
@@ -65,6 +66,7 @@ class TrainConfig:
             "schedule": self.schedule in ("plateau", "cosine"),
             "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
             "mixup": self.mixup >= 0,
+            "width": self.width > 0 and (self.width == 1.0 or self.arch == "edge"),
             # seed-binary's head is Flatten + Dense: it has no global pooling to choose.
             "head_pooling": self.head_pooling in ("arch", "max", "avg")
             and (self.head_pooling == "arch" or self.arch != "seed-binary"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -23,12 +24,21 @@ from edgefer.train.callbacks import (
 )
 from edgefer.train.config import TrainConfig
 from edgefer.train.data import Part, task_parts
-from edgefer.train.pipeline import class_balance, train_dataset
+from edgefer.train.pipeline import class_balance, train_batches
 
 
 def make_strategy(kind: str | None, cpu_replicas: int = 1):
     """tf.distribute, not a home-made engine. `cpu_replicas` splits the CPU into logical devices
-    (must run before TensorFlow initialises its devices) so mirroring can be tried without GPUs."""
+    (must run before TensorFlow initialises its devices) so mirroring can be tried without GPUs.
+    None on another Keras backend, which trains on one device."""
+    from edgefer.tf import backend
+
+    if backend() != "tensorflow":
+        if kind or cpu_replicas > 1:
+            raise EdgeferError(
+                f"--distribute/--cpu-replicas: need KERAS_BACKEND=tensorflow, not {backend()}"
+            )
+        return None
     from edgefer.tf import tf
 
     if cpu_replicas > 1:
@@ -121,18 +131,23 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
-    with strategy.scope():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         if resume:
             model = keras.models.load_model(
                 run_dir / "checkpoint" / state["checkpoint"], safe_mode=True
             )
             for var, value in zip(seed_states(model), state["seed_states"], strict=True):
                 var.assign(np.asarray(value, dtype=var.dtype))
+            # A checkpoint carries the jit_compile its saving backend resolved ("auto" is True
+            # on JAX; XLA on a CPU is ~2x slower here): resolve "auto" again, as a fresh run.
+            model._jit_compile = None
         else:
-            pooling = {} if cfg.head_pooling == "arch" else {"head_pooling": cfg.head_pooling}
-            model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout, **pooling)
+            options = {} if cfg.head_pooling == "arch" else {"head_pooling": cfg.head_pooling}
+            if cfg.width != 1.0:
+                options["width"] = cfg.width
+            model = get_arch(cfg.arch).build(k, prep.input_shape, dropout=cfg.dropout, **options)
             compile_model(model, cfg, binary)
-    replicas = strategy.num_replicas_in_sync
+    replicas = strategy.num_replicas_in_sync if strategy else 1
     if cfg.batch_size % replicas:
         raise EdgeferError(
             f"--batch-size {cfg.batch_size}: expected a multiple of the {replicas} replicas"
@@ -159,6 +174,7 @@ def train(
             epochs=cfg.epochs,
             initial_epoch=state["epoch"],
             validation_data=val_ds,
+            validation_batch_size=256 * replicas,
             verbose=0,
             shuffle=False,
             callbacks=_callbacks(cfg, state, run_dir, card, steps),
@@ -180,12 +196,10 @@ def _datasets(
     replicas: int,
     initial_epoch: int,
 ):
-    """(training batches, steps per epoch, validation batches)."""
-    from edgefer.tf import tf
-
+    """(training batches, steps per epoch, validation (images, targets))."""
     train_part, val_part = parts["train"], parts["val"]
     item_weights = class_balance(train_part.labels, k)[train_part.labels]
-    ds, steps = train_dataset(
+    ds, steps = train_batches(
         train_part.images,
         targets_for(train_part, k, binary, cfg),
         cfg,
@@ -197,13 +211,11 @@ def _datasets(
     # Per-epoch validation feeds replicas equal shares: at most replicas-1 samples are left out
     # here; the final report scores all of them.
     n_val = len(val_part) - len(val_part) % replicas
-    val_ds = tf.data.Dataset.from_tensor_slices(
-        (
-            cfg.preprocessing.apply(val_part.images[:n_val]),
-            targets_for(val_part, k, binary, cfg)[:n_val],
-        )
-    ).batch(256 * replicas)
-    return ds, steps, val_ds
+    val = (
+        cfg.preprocessing.apply(val_part.images[:n_val]),
+        targets_for(val_part, k, binary, cfg)[:n_val],
+    )
+    return ds, steps, val
 
 
 def _callbacks(cfg: TrainConfig, state: RunState, run_dir: Path, card: dict, steps: int) -> list:

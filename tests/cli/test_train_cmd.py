@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -369,3 +370,37 @@ def test_models_lists_the_bundled_model_with_its_measured_figures():
     for row in report["rows"]:  # the figures come from the bundle's own report, not the code
         line = next(x for x in res.output.splitlines() if x.startswith(row["format"] + " "))
         assert f"{100 * row['accuracy']:.2f}" in line
+
+
+def test_jax_backend_trains_a_model_tensorflow_scores_the_same(tiny_csv, tmp_path):
+    """The GPU box trains on Keras' JAX backend (it has no TensorFlow); the .keras file it
+    writes is then converted and scored here on TensorFlow. Train a width-1.25 edge model under
+    JAX in a child process, with TensorFlow made unimportable there, then score it in this
+    (TensorFlow) process: every recorded figure must come out the same."""
+    out = tmp_path / "jax_run"
+    blocker = tmp_path / "no_tf"
+    blocker.mkdir()
+    (blocker / "tensorflow.py").write_text("raise ImportError('no TensorFlow on this box')\n")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env.get("PYTHONPATH", "")])
+    args = ["--arch", "edge", "--width", "1.25", "--epochs", "2", "--batch-size", "16"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgefer", "train", "--data", str(tiny_csv), "--out", str(out)]
+        + args,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["width"] == 1.25
+    metrics = json.loads((out / "metrics.json").read_text())
+    res = run(
+        "evaluate", out / "model.keras", "--data", tiny_csv, "--split", "PrivateTest", "--json"
+    )
+    assert res.exit_code == 0, res.output
+    scored = json.loads(res.output[res.output.index("{") :])
+    assert scored["accuracy"] == metrics["test"]["accuracy"]
+    assert scored["confusion"] == metrics["test"]["confusion"]

@@ -1,53 +1,30 @@
 import json
+import os
 import signal
 import subprocess
 import sys
-import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from edgefer.device.daemon import Daemon
 from edgefer.device.daemon_config import load_config
 from tests.cli_helpers import run
+from tests.device.daemons import events_of, get
+from tests.device.mqtt_broker import Broker, Subscriber
 from tests.polling import wait_for
 
 
-def events_of(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-@pytest.fixture(scope="module")
-def slow_face_video(tmp_path_factory):
-    """10 s of the face video at 30 FPS: the face moves as a person would, not 40 frames' worth
-    of path in 1.3 s (the tracker is meant to follow the first, not the second)."""
-    from edgefer.samples import write_face_video
-
-    return write_face_video(tmp_path_factory.mktemp("daemon") / "face.mp4", frames=300)
-
-
-@pytest.fixture
-def config_file(tmp_path, slow_face_video):
-    path = tmp_path / "edgefer.toml"
-    path.write_text(
-        f'[source]\nuri = "{slow_face_video}"\nloop = true\n'
-        f'[outputs.jsonl]\npath = "{tmp_path / "events.jsonl"}"\n'
-        "[events]\nsummary_interval = 1\n[server]\nport = 0\n"
-    )
-    return path
-
-
-def test_a_face_in_the_video_becomes_events_and_stop_closes_its_track(config_file, tmp_path):
-    service = Daemon(load_config(config_file, environ={}), config_file)
-    thread = threading.Thread(target=service.run)
-    thread.start()
+def test_a_face_in_the_video_becomes_events_and_stop_closes_its_track(
+    config_file, tmp_path, run_daemon
+):
+    daemon = run_daemon(load_config(config_file, environ={}), config_file)
     out = tmp_path / "events.jsonl"
-    try:
-        assert wait_for(lambda: any(e["type"] == "summary" for e in events_of(out)), 60)
-    finally:
-        service.stop_requested.set()
-        thread.join(10)
-    assert not thread.is_alive()
+    assert wait_for(lambda: any(e["type"] == "summary" for e in events_of(out)), 60)
+    daemon.stop()
     events = events_of(out)
     types = [e["type"] for e in events]
     assert types[0] == "face_appeared" and types[-1] == "face_left"
@@ -108,48 +85,31 @@ def test_the_example_config_is_valid():
     assert load_config(example, environ={}).source.uri == "0"
 
 
-def test_status_server_health_metrics_and_status(config_file, tmp_path):
-    import urllib.error
-    import urllib.request
+def metric_families(base_url):
+    return {f.name: f for f in text_string_to_metric_families(get(base_url + "/metrics")[1])}
 
-    from prometheus_client.parser import text_string_to_metric_families
 
-    service = Daemon(load_config(config_file, environ={}), config_file)
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    base = f"http://127.0.0.1:{service.server.port}"
+def spool_depth(base_url):
+    return metric_families(base_url)["edgefer_spool_depth"].samples[0].value
 
-    def get(path):
-        try:
-            with urllib.request.urlopen(base + path, timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
 
-    try:
-        assert wait_for(lambda: get("/healthz")[0] == 200, 60)
-        assert wait_for(lambda: json.loads(get("/status")[1])["tracks"], 30)
-        status = json.loads(get("/status")[1])
-        assert status["model"] == "edge" and status["source"]["state"] == "streaming"
-        assert status["tracks"][0]["label"] in status["tracks"][0]["scores"]
-        families = {f.name: f for f in text_string_to_metric_families(get("/metrics")[1])}
-        frames = next(
-            s.value for s in families["edgefer_frames"].samples if s.name.endswith("_total")
-        )
-        assert frames > 0
-        stages = {s.labels.get("stage") for s in families["edgefer_stage_ms"].samples}
-        assert {"detect", "inference", "total"} <= stages
-        assert families["edgefer_info"].samples[0].labels == {"model": "edge", "backend": "cpu"}
-        assert get("/nope")[0] == 404
-    finally:
-        service.stop_requested.set()
-        thread.join(10)
+def test_status_server_health_metrics_and_status(config_file, tmp_path, run_daemon):
+    base = run_daemon(load_config(config_file, environ={}), config_file).url
+    assert wait_for(lambda: get(base + "/healthz")[0] == 200, 60)
+    assert wait_for(lambda: json.loads(get(base + "/status")[1])["tracks"], 30)
+    status = json.loads(get(base + "/status")[1])
+    assert status["model"] == "edge" and status["source"]["state"] == "streaming"
+    assert status["tracks"][0]["label"] in status["tracks"][0]["scores"]
+    families = metric_families(base)
+    frames = next(s.value for s in families["edgefer_frames"].samples if s.name.endswith("_total"))
+    assert frames > 0
+    stages = {s.labels.get("stage") for s in families["edgefer_stage_ms"].samples}
+    assert {"detect", "inference", "total"} <= stages
+    assert families["edgefer_info"].samples[0].labels == {"model": "edge", "backend": "cpu"}
+    assert get(base + "/nope")[0] == 404
 
 
 def test_a_token_is_required_when_one_is_set(config_file, tmp_path):
-    import urllib.error
-    import urllib.request
-
     config = load_config(
         config_file, ["server.bind=127.0.0.1"], environ={"EDGEFER_SERVER__TOKEN": "t0k"}
     )
@@ -168,9 +128,6 @@ def test_a_token_is_required_when_one_is_set(config_file, tmp_path):
 
 
 def test_healthz_is_503_while_no_frame_flows(config_file):
-    import urllib.error
-    import urllib.request
-
     service = Daemon(load_config(config_file, ["source.uri=/nonexistent.mp4"], environ={}))
     service.server.start()  # the capture never delivers a frame
     try:
@@ -181,32 +138,38 @@ def test_healthz_is_503_while_no_frame_flows(config_file):
         service.server.stop()
 
 
-def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(config_file, tmp_path):
-    """Events produced (the JSON Lines log) = events delivered over MQTT, in order, none twice."""
-    from tests.device.mqtt_broker import Broker, Subscriber
+def mqtt_overrides(broker, tmp_path):
+    return [
+        "outputs.mqtt.host=127.0.0.1",
+        f"outputs.mqtt.port={broker.port}",
+        f"outputs.mqtt.spool_dir={tmp_path / 'spool'}",
+    ]
 
+
+@pytest.fixture
+def broker(tmp_path):
     broker = Broker(tmp_path).start()
-    config_file.write_text(
-        config_file.read_text() + f'[outputs.mqtt]\nhost = "127.0.0.1"\n'
-        f'port = {broker.port}\nspool_dir = "{tmp_path / "spool"}"\n'
-    )
+    yield broker
+    if broker.proc.poll() is None:
+        broker.kill()
+
+
+def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(
+    config_file, tmp_path, broker, run_daemon
+):
+    """Events produced (the JSON Lines log) = events delivered over MQTT, in order, none twice."""
     first = Subscriber(broker.port)
-    service = Daemon(load_config(config_file, environ={}), config_file)
-    thread = threading.Thread(target=service.run)
-    thread.start()
+    config = load_config(config_file, mqtt_overrides(broker, tmp_path), environ={})
+    daemon = run_daemon(config, config_file)
     out = tmp_path / "events.jsonl"
-    try:
-        assert wait_for(lambda: len(first.events()) >= 2, 60)
-        broker.kill()
-        produced = len(events_of(out))
-        assert wait_for(lambda: len(events_of(out)) >= produced + 2, 30)  # events while down
-        broker.start()
-        second = Subscriber(broker.port)
-        time.sleep(2.0)
-    finally:
-        service.stop_requested.set()
-        thread.join(15)
-        broker.kill()
+    assert wait_for(lambda: len(first.events()) >= 2, 60)
+    broker.kill()
+    produced = len(events_of(out))
+    assert wait_for(lambda: len(events_of(out)) >= produced + 2, 30)  # events while down
+    broker.start()
+    second = Subscriber(broker.port)
+    time.sleep(2.0)
+    daemon.stop()
     delivered = [e["id"] for e in first.events() + second.events()]
     assert delivered == [e["id"] for e in events_of(out)]
 
@@ -226,3 +189,53 @@ def test_every_configured_output_is_built(tmp_path):
     assert [type(s).__name__ for s in sinks] == ["JsonlSink", "WebhookSink"]
     for s in sinks:
         s.close()
+
+
+def test_the_spool_depth_gauge_rises_while_the_broker_is_away_and_drains_to_0(
+    config_file, tmp_path, broker, run_daemon
+):
+    """Scraped from /metrics with the camera gone too (its summary events go on): the gauge must
+    be read when scraped, not only when a frame is processed, as an operator looks at it exactly
+    when things are down. Once it drains, every spooled event has arrived, in order."""
+    first = Subscriber(broker.port)
+    overrides = [
+        "source.uri=/nonexistent.mp4",
+        "events.summary_interval=0.5",
+        *mqtt_overrides(broker, tmp_path),
+    ]
+    base = run_daemon(load_config(config_file, overrides, environ={}), config_file).url
+    assert wait_for(lambda: first.events() and spool_depth(base) == 0, 30)
+    broker.kill()
+    assert wait_for(lambda: spool_depth(base) >= 3, 15)
+    spooled = spool_depth(base)
+    broker.start()
+    second = Subscriber(broker.port)  # before the sink's reconnect (its backoff starts at 1 s)
+    assert wait_for(lambda: spool_depth(base) == 0, 30)
+    seqs = [e["seq"] for e in first.events() + second.events()]
+    assert len(second.events()) >= spooled
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_event_sequence_numbers_go_on_by_one_across_a_sighup_reload(
+    config_file, tmp_path, run_daemon
+):
+    """A reload closes the open track and starts afresh, but `seq` goes on (consumers order by it
+    and count a gap as lost events). The new config writes a second log, so the test also sees
+    that the reload took effect."""
+    before, after = tmp_path / "events.jsonl", tmp_path / "after.jsonl"
+    daemon = run_daemon(load_config(config_file, environ={}), config_file)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    daemon.service.install_signal_handlers()  # as `edgefer daemon` does
+    try:
+        assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(before)), 60)
+        config_file.write_text(config_file.read_text().replace(before.name, after.name))
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(after)), 30)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    daemon.stop()
+    first, second = events_of(before), events_of(after)
+    assert first[-1]["type"] == "face_left"  # the reload closed the track
+    seqs = [e["seq"] for e in first + second]
+    assert seqs == list(range(1, len(seqs) + 1))

@@ -60,5 +60,9 @@ def test_secrets_come_from_files_or_environment_never_flags_and_are_masked(tmp_p
     assert cfg.server.token.get_secret_value() == "s3cret"
     shown = json.dumps(cfg.masked())
     assert "hunter2" not in shown and "s3cret" not in shown and "**********" in shown
+    camera = load_config(
+        path, ["source.uri=rtsp://admin:pa:ss@cam:554/1"], {"EDGEFER_SERVER__TOKEN": "t"}
+    )
+    assert camera.masked()["source"]["uri"] == "rtsp://admin:***@cam:554/1"
     with pytest.raises(EdgeferError, match="secrets never go on the command line"):
         load_config(path, ["server.token=abc"], environ={})

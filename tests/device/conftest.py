@@ -1,0 +1,42 @@
+"""The daemon tests' video, config and running daemon (test_daemon.py, test_status_page.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgefer.device.daemon import Daemon
+from tests.device.daemons import RunningDaemon
+
+
+@pytest.fixture(scope="session")
+def slow_face_video(tmp_path_factory):
+    """10 s of the face video at 30 FPS: the face moves as a person would, not 40 frames' worth
+    of path in 1.3 s (the tracker is meant to follow the first, not the second)."""
+    from edgefer.samples import write_face_video
+
+    return write_face_video(tmp_path_factory.mktemp("daemon") / "face.mp4", frames=300)
+
+
+@pytest.fixture
+def config_file(tmp_path, slow_face_video):
+    path = tmp_path / "edgefer.toml"
+    path.write_text(
+        f'[source]\nuri = "{slow_face_video}"\nloop = true\n'
+        f'[outputs.jsonl]\npath = "{tmp_path / "events.jsonl"}"\n'
+        "[events]\nsummary_interval = 1\n[server]\nport = 0\n"
+    )
+    return path
+
+
+@pytest.fixture
+def run_daemon():
+    """run_daemon(config, config_path=None) -> RunningDaemon; every one is stopped at the end."""
+    started: list[RunningDaemon] = []
+
+    def run(config, config_path=None) -> RunningDaemon:
+        started.append(RunningDaemon(Daemon(config, config_path)))
+        return started[-1]
+
+    yield run
+    for daemon in started:
+        daemon.stop()
