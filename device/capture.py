@@ -1,9 +1,11 @@
 """The daemon's camera: a thread that reads frames as fast as the source gives them and keeps
 only the newest, so processing never falls behind into a growing backlog.
 
-Frames the processor never took are counted as dropped. A source that fails (read error, end of
-a non-looping file) or stalls (no frame for `stall_seconds`) is reopened with bounded
-exponential backoff while the rest of the daemon keeps running and reporting its state.
+Frames the processor never took are counted as dropped (a video file with `pace = false` is read
+in step with the processor instead: every frame, as fast as they are processed). A source that
+fails (read error, end of a non-looping file) or stalls (no frame for `stall_seconds`) is reopened
+with bounded exponential backoff while the rest of the daemon keeps running and reporting its
+state.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class Capture:
             frame = self._newest
             self.frames_dropped += frame.index - self._taken - 1
             self._taken = frame.index
+            self._cond.notify_all()  # an unpaced file's reader waits for this take
             return frame
 
     def _fresh(self) -> bool:
@@ -135,9 +138,12 @@ class Capture:
     def _stream(self, cap) -> bool:
         """Read until stop, a failure or a stall; True if any frame came. A video file is read at
         its own frame rate, as a camera would deliver it (read flat out, the newest-frame rule
-        would skip most of it)."""
+        would skip most of it). Unpaced (`pace = false`), a file's next frame is read as soon as
+        the processor took the last one: none is skipped, and the next is decoded while this one
+        is processed."""
         got_any = False
-        period = _file_frame_period(self.config.uri, cap)
+        in_step = not self.config.pace and Path(self.config.uri).is_file()
+        period = 0.0 if in_step else _file_frame_period(self.config.uri, cap)
         next_at = self.clock()
         while not self._stop.is_set():
             if period:
@@ -160,6 +166,8 @@ class Capture:
                 self.frames_read += 1
                 self.last_frame_at = now
                 self._cond.notify_all()
+                if in_step:  # the next frame once this one is taken
+                    self._cond.wait_for(lambda: self._stop.is_set() or not self._fresh())
         return got_any
 
     def _backoff(self, failures: int) -> None:

@@ -33,6 +33,9 @@ class SourceConfig(Section):
 
     uri: str = "0"
     loop: bool = False  # restart a video file at its end (tests, demos)
+    # A video file plays at its own frame rate, as a camera would deliver it; false: every frame,
+    # as fast as the daemon processes them (benchmarks, a batch run over recorded video).
+    pace: bool = True
     max_fps: float = Field(0, ge=0)  # 0 = as fast as frames come
     stall_seconds: float = Field(5, gt=0)  # no frame for this long = reconnect
     reconnect_max_seconds: float = Field(30, gt=0)  # backoff ceiling

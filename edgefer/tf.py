@@ -15,6 +15,8 @@ from edgefer.quiet import native_stderr_silenced, verbose
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) buries edgefer's own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "3")
 with native_stderr_silenced():
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        require("tensorflow", "train")  # Keras' default backend: name what is really missing
     keras = require("keras", "train")
 
 

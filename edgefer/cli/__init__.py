@@ -13,6 +13,7 @@ from edgefer.cli.convert_cmd import benchmark_cmd, convert
 from edgefer.cli.daemon_cmd import daemon
 from edgefer.cli.data_cmd import data
 from edgefer.cli.demo_cmd import demo
+from edgefer.cli.deploy_cmd import deploy
 from edgefer.cli.device_cmd import bench, detect
 from edgefer.cli.train_cmd import evaluate, models, sweep, train
 from edgefer.errors import EdgeferError
@@ -54,3 +55,4 @@ main.add_command(benchmark_cmd)
 main.add_command(detect)
 main.add_command(daemon)
 main.add_command(bench)
+main.add_command(deploy)

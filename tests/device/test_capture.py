@@ -91,14 +91,33 @@ def test_max_fps_caps_the_rate():
     assert 8 <= len(frames) <= 12
 
 
-def test_a_looping_video_file_plays_on(tmp_path):
-    path = tmp_path / "v.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
-    for i in range(5):
-        writer.write(np.full((48, 64, 3), i * 40, np.uint8))
+def video_file(path, frames, fps):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
     writer.release()
+    return path
+
+
+def test_a_looping_video_file_plays_on(tmp_path):
+    path = video_file(tmp_path / "v.avi", 5, 30)
     cap = Capture(SourceConfig(uri=str(path), loop=True), opener=open_capture).start()
     frames = [cap.latest(timeout=2.0) for _ in range(12)]
     cap.stop()
     assert all(f is not None for f in frames) and cap.reconnects == 0
     assert cap.frames_read >= 12  # more than the file's 5 frames: it looped
+
+
+def test_an_unpaced_video_file_gives_every_frame_as_fast_as_they_are_taken(tmp_path):
+    path = video_file(tmp_path / "v.avi", 10, 2)  # paced, its 10 frames would take 5 s
+    cap = Capture(SourceConfig(uri=str(path), pace=False), opener=open_capture).start()
+    started = time.monotonic()
+    frames = []
+    for _ in range(10):
+        frames.append(cap.latest(timeout=2.0))
+        time.sleep(0.02)  # a slow processor: the reader waits for it, nothing is skipped
+    elapsed = time.monotonic() - started
+    cap.stop()
+    assert [f.index for f in frames] == list(range(10)) and cap.frames_dropped == 0
+    assert [round(int(f.image[0, 0, 0]) / 20) for f in frames] == list(range(10))  # JPEG: ±2
+    assert elapsed < 2.0

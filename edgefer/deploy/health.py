@@ -1,0 +1,97 @@
+"""The daemon's own answer, asked through the SSH connection: its status server listens on the
+device's loopback, so a tunnel from 127.0.0.1 here leads to it, and plain HTTP does the rest.
+
+Healthy means /healthz says 200 (frames flow), not merely that a process exists; a daemon that
+exits while we wait is reported at once rather than after the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from edgefer.deploy.service import Service
+from edgefer.deploy.ssh import Remote, quote
+from edgefer.device.daemon_config import DaemonConfig
+
+WILDCARD = {"0.0.0.0", "::", ""}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the device's daemon answers, as seen from the device."""
+
+    host: str
+    port: int
+    token: str | None = None
+
+
+async def endpoint(remote: Remote, config: DaemonConfig) -> Endpoint:
+    """From the release's config; a token_file is read on the device, where it lives."""
+    server = config.server
+    token = server.token.get_secret_value() if server.token else None
+    if token is None and server.token_file is not None:
+        token = (await remote.run(quote("cat", server.token_file), check=False)).strip() or None
+    host = "127.0.0.1" if server.bind in WILDCARD else server.bind
+    return Endpoint(host, server.port, token)
+
+
+def _get(port: int, path: str, token: str | None) -> tuple[int, str]:
+    """(HTTP status, body) from the tunnel's local end; 0 when nothing answers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return 0, ""
+
+
+async def wait_healthy(
+    remote: Remote, service: Service, ep: Endpoint, timeout: float, every: float = 1.0
+) -> str | None:
+    """None once /healthz says 200; else why not, when `timeout` is up or the daemon is gone."""
+    end = time.monotonic() + timeout
+    async with remote.tunnel(ep.host, ep.port) as port:
+        while True:
+            code, body = await asyncio.to_thread(_get, port, "/healthz", ep.token)
+            if code == 200:
+                return None
+            if not await service.running(remote):
+                return "the daemon exited"
+            if time.monotonic() >= end:
+                said = f"answered {code} {body.strip()}" if code else "did not answer"
+                return f"/healthz on {ep.host}:{ep.port} {said} within {timeout:g} s"
+            await asyncio.sleep(every)
+
+
+async def snapshot(remote: Remote, ep: Endpoint) -> dict:
+    """Health, uptime and FPS as the daemon reports them now (None: it did not say)."""
+    async with remote.tunnel(ep.host, ep.port) as port:
+        code, _ = await asyncio.to_thread(_get, port, "/healthz", ep.token)
+        scode, body = await asyncio.to_thread(_get, port, "/status", ep.token)
+        status = json.loads(body) if scode == 200 else {}
+        if scode == 200 and "fps" not in status:  # daemons before /status had it
+            mcode, metrics = await asyncio.to_thread(_get, port, "/metrics", ep.token)
+            status["fps"] = _gauge(metrics, "edgefer_fps") if mcode == 200 else None
+    return {
+        "health": {200: "ok", 0: "no answer"}.get(code, f"failing ({code})"),
+        "uptime": status.get("uptime_seconds"),
+        "fps": status.get("fps"),
+    }
+
+
+def _gauge(text: str, name: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        if family.name == name and family.samples:
+            return family.samples[0].value
+    return None

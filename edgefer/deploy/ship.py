@@ -1,0 +1,224 @@
+"""The device side of a release: what is there, what to send, and the steps that change it.
+
+Files go to ~/.edgefer/blobs/<sha256> under a temporary name, renamed into place once complete,
+and only when no earlier release sent the same bytes; the release directory is then assembled from
+hard links in a hidden directory and renamed to its id, so a release either exists whole or not
+at all. `current` and `previous` are switched with rename(2): whoever reads them, the daemon
+included, sees the old link or the new one, never none. Venvs are marked complete only after pip
+succeeds; a half-made one is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+from dataclasses import dataclass
+
+from edgefer.deploy.hosts import HostError
+from edgefer.deploy.layout import Layout
+from edgefer.deploy.release import Release, size_text
+from edgefer.deploy.ssh import Remote, quote
+from edgefer.errors import shown
+
+COMPLETE = ".complete"  # in a venv: pip finished
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the device has before anything is changed."""
+
+    current: str | None
+    previous: str | None
+    current_meta: dict | None
+    blobs: frozenset[str]
+    venvs: frozenset[str]  # complete ones
+
+
+@contextlib.asynccontextmanager
+async def device_lock(remote: Remote, layout: Layout):
+    """One deploy or rollback at a time on a device (a fleet has more than one operator): flock
+    held by a process on the device for as long as this connection lives, so the device itself
+    releases it if the deploying machine vanishes."""
+    lock = posixpath.join(layout.root, ".lock")
+    proc = await remote.conn.create_process(
+        f"mkdir -p {quote(layout.root)} && exec flock -n {quote(lock)} sh -c 'echo locked; exec cat'"
+    )
+    if (await proc.stdout.readline()).strip() != "locked":
+        await proc.wait()
+        if proc.exit_status == 1:
+            raise HostError(
+                f"another deploy or rollback is running on the device ({lock} is held); "
+                "try again when it has finished"
+            )
+        why = (await proc.stderr.read()).strip() or f"exit status {proc.exit_status}"
+        raise HostError(f"cannot lock {lock}: {shown(why, 200)}")
+    try:
+        yield
+    finally:
+        proc.stdin.write_eof()
+        await proc.wait()
+
+
+async def device_state(remote: Remote, layout: Layout) -> DeviceState:
+    script = (
+        f"cd {quote(layout.root)} 2>/dev/null || exit 0; "
+        "echo current=$(readlink current 2>/dev/null); "
+        "echo previous=$(readlink previous 2>/dev/null); "
+        'for b in blobs/*; do [ -f "$b" ] && echo blob=${b#blobs/}; done; '
+        f'for v in venvs/*; do [ -e "$v/{COMPLETE}" ] && echo venv=${{v#venvs/}}; done; '
+        # printf, not echo: dash's echo would unescape the JSON's backslashes
+        "printf 'meta=%s\\n' \"$(tr -d '\\n' < current/release.json 2>/dev/null)\""
+    )
+    out = await remote.run(script)
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if value:
+            found.setdefault(key, []).append(value)
+
+    def release_id(key: str) -> str | None:
+        return posixpath.basename(found[key][0]) if key in found else None
+
+    try:
+        meta = json.loads(found["meta"][0]) if "meta" in found else None
+    except ValueError:
+        meta = None
+    return DeviceState(
+        release_id("current"),
+        release_id("previous"),
+        meta,
+        frozenset(found.get("blob", ())),
+        frozenset(found.get("venv", ())),
+    )
+
+
+async def upload(remote: Remote, layout: Layout, release: Release, have, say) -> tuple[int, int]:
+    """Send the blobs the device lacks; returns the files and bytes sent."""
+    missing = {i.sha256: i for i in release.items if i.sha256 not in have}
+    await remote.run(quote("mkdir", "-p", layout.blobs, layout.releases, layout.venvs))
+    total, sent = sum(i.size for i in missing.values()), 0
+    sftp = await remote.sftp()
+    for n, (sha, it) in enumerate(sorted(missing.items(), key=lambda kv: kv[1].path), 1):
+        if it.size >= 1_000_000:  # the long transfers get a line each
+            say(
+                f"sending {it.path} ({size_text(it.size)}; file {n} of {len(missing)}, "
+                f"{size_text(sent)} of {size_text(total)} sent)"
+            )
+        tmp = posixpath.join(layout.blobs, f".{sha}.part")
+        await sftp.put(str(it.source), tmp)
+        await sftp.posix_rename(tmp, posixpath.join(layout.blobs, sha))
+        sent += it.size
+    return len(missing), sent
+
+
+async def assemble(remote: Remote, layout: Layout, release: Release) -> None:
+    """releases/<id> from hard links to the blobs, appearing whole (one rename)."""
+    final = layout.release(release.id)
+    tmp = posixpath.join(layout.releases, f".{release.id}.partial")
+    dirs = sorted({posixpath.dirname(i.path) for i in release.items} - {""})
+    lines = ["set -e", quote("rm", "-rf", tmp), quote("mkdir", "-p", tmp)]
+    lines += [quote("mkdir", "-p", posixpath.join(tmp, d)) for d in dirs]
+    lines += [
+        quote("ln", posixpath.join(layout.blobs, i.sha256), posixpath.join(tmp, i.path))
+        for i in release.items
+    ]
+    lines.append(quote("ln", "-s", f"../../venvs/{release.venv_key}", posixpath.join(tmp, "venv")))
+    lines.append(quote("mv", "-T", tmp, final))
+    await remote.run("sh -s", input="\n".join(lines) + "\n")
+
+
+async def make_venv(remote: Remote, layout: Layout, release: Release, python: str, say) -> None:
+    """The release's venv, made from scratch with `python` and its wheels installed, marked
+    complete only when pip succeeded (removed when it did not). pip's progress is passed on: on a
+    Pi this is the long step."""
+    venv = layout.venv(release.venv_key)
+    wheels = posixpath.join(layout.release(release.id), "wheels")
+    edgefer = next(
+        i.path for i in release.items if posixpath.basename(i.path).startswith("edgefer-")
+    )
+    target = posixpath.join(layout.release(release.id), edgefer)
+    index = ["--no-index", "--find-links", wheels] if release.offline else []
+    site = ["--system-site-packages"] if release.system_site else []
+    script = " && ".join(
+        [
+            quote("rm", "-rf", venv),
+            quote(python, "-m", "venv", *site, venv),
+            quote(
+                f"{venv}/bin/pip",
+                "install",
+                "--progress-bar",
+                "off",
+                "--disable-pip-version-check",
+                *index,
+                target,
+            ),
+            quote("touch", posixpath.join(venv, COMPLETE)),
+        ]
+    )
+    script = f"( {script} ) 2>&1 || {{ status=$?; {quote('rm', '-rf', venv)}; exit $status; }}"
+    say(
+        "making the venv (pip install; minutes on a Pi)"
+        + (" from the shipped wheelhouse" if release.offline else "")
+    )
+    proc = await remote.conn.create_process(script)
+    last, error = "", ""
+    async for line in proc.stdout:
+        line = line.rstrip()
+        last = line or last
+        error = line if line.startswith("ERROR") else error
+        if line.startswith(("Collecting", "Processing", "Installing", "Successfully")):
+            say("pip: " + line[:120])
+    await proc.wait()
+    if proc.exit_status != 0:
+        why = error or last or f"exit status {proc.exit_status}"
+        raise HostError(f"pip install failed on the device: {shown(why, 300)}")
+
+
+async def switch(remote: Remote, layout: Layout, current: str | None, previous: str | None) -> None:
+    """Point `current` and `previous` at releases (None: remove the link), each by a rename."""
+    lines = []
+    for link, release_id in ((layout.previous, previous), (layout.current, current)):
+        if release_id is None:
+            lines.append(quote("rm", "-f", link))
+        else:
+            lines.append(
+                quote("ln", "-sfn", f"releases/{release_id}", link + ".new")
+                + " && "
+                + quote("mv", "-T", link + ".new", link)
+            )
+    await remote.run("set -e; " + "; ".join(lines))
+
+
+async def read_meta(remote: Remote, layout: Layout, release_id: str) -> dict:
+    text = await remote.run(
+        quote("cat", posixpath.join(layout.release(release_id), "release.json"))
+    )
+    return json.loads(text)
+
+
+async def read_file(remote: Remote, path: str) -> str:
+    return await remote.run(quote("cat", path))
+
+
+async def remove_release(remote: Remote, layout: Layout, release_id: str) -> None:
+    await remote.run(quote("rm", "-rf", layout.release(release_id)))
+
+
+async def prune(remote: Remote, layout: Layout, keep: int) -> list[str]:
+    """Remove all but the `keep` newest releases (never current or previous), then the blobs and
+    venvs no release uses any more; returns the removed release ids."""
+    script = f"""
+cd {quote(layout.root)} || exit 0
+cur=$(basename "$(readlink current)" 2>/dev/null); prev=$(basename "$(readlink previous)" 2>/dev/null)
+ls -1 releases | grep -v '^\\.' | sort -r | tail -n +{keep + 1} | while read r; do
+  [ "$r" = "$cur" ] || [ "$r" = "$prev" ] || {{ rm -rf "releases/$r"; echo "$r"; }}
+done
+find blobs -type f -links 1 -delete
+for v in venvs/*; do
+  [ -d "$v" ] || continue
+  used=; for l in releases/*/venv; do [ "$(readlink "$l")" = "../../$v" ] && used=1; done
+  [ -n "$used" ] || rm -rf "$v"
+done
+"""
+    return (await remote.run("sh -s", input=script)).split()
