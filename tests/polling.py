@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 
@@ -13,3 +14,12 @@ def wait_for(predicate, seconds: float = 15.0, every: float = 0.05) -> bool:
             return True
         time.sleep(every)
     return bool(predicate())
+
+
+def accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port (a server a fixture started is up)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False

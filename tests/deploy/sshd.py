@@ -8,12 +8,11 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from tests.device.mqtt_broker import free_port
+from tests.polling import accepts, wait_for
 
 
 def keygen(path: Path) -> Path:
@@ -77,15 +76,9 @@ class Sshd:
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("ab"),
         )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
+        wait_for(lambda: accepts(self.port) or self.proc.poll() is not None, 10)
+        if self.proc.poll() is None and accepts(self.port):
+            return self
         raise RuntimeError(f"sshd did not start: {self.log.read_text()[-500:]}")
 
     def stop(self) -> None:

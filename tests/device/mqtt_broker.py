@@ -6,10 +6,11 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+
+from tests.polling import accepts, wait_for
 
 
 def free_port() -> int:
@@ -32,13 +33,8 @@ class Broker:
         self.proc = subprocess.Popen(
             [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_for(lambda: accepts(self.port), 10):
+            return self
         raise RuntimeError("mosquitto did not start")
 
     def kill(self) -> None:
