@@ -21,7 +21,12 @@ def write_card(model_path: str | Path, card: dict) -> None:
 
 
 def read_card(model_path: str | Path) -> dict:
+    """The card beside the model; for an epoch checkpoint (RUN/checkpoint/epoch-N.keras), which
+    has none, its run's: every epoch of a run is fed the same way (a teacher may be one)."""
     path = card_path(model_path)
+    run_card = Path(model_path).parent.parent / "model.meta.json"
+    if not path.is_file() and Path(model_path).parent.name == "checkpoint" and run_card.is_file():
+        path = run_card
     if not path.is_file():
         raise EdgeferError(
             f"{model_path}: no {path.name} beside it; expected a model trained by "

@@ -15,7 +15,7 @@ from edgefer.cli.data_cmd import data
 from edgefer.cli.demo_cmd import demo
 from edgefer.cli.deploy_cmd import deploy
 from edgefer.cli.device_cmd import bench, detect
-from edgefer.cli.train_cmd import evaluate, models, sweep, train
+from edgefer.cli.train_cmd import evaluate, models, sweep, teach, train
 from edgefer.errors import EdgeferError
 
 
@@ -50,6 +50,7 @@ main.add_command(models)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(sweep)
+main.add_command(teach)
 main.add_command(convert)
 main.add_command(benchmark_cmd)
 main.add_command(detect)

@@ -54,6 +54,10 @@ from edgefer.errors import EdgeferError
 @click.option("--mixup", type=float, help="Mixup alpha (pairs mixed within a batch); 0 = off.")
 @click.option("--width", type=float, help="Channel multiplier of the edge arch (params ~ width^2).")
 @click.option(
+    "--teacher", type=click.Path(dir_okay=False), help="Teacher file from `edgefer teach`."
+)
+@click.option("--distill", type=float, help="Weight of the teacher's answers in the targets (0-1).")
+@click.option(
     "--balance",
     type=click.Choice(["none", "weights", "sampling"]),
     help="Class-imbalance handling: class weights or balanced sampling.",
@@ -331,3 +335,56 @@ def sweep(
         f"best: batch_size {best.batch_size}, epochs {best.epochs}, dropout {best.dropout} "
         f"(table: {out}/sweep.csv)"
     )
+
+
+@click.command()
+@click.option(
+    "--model",
+    "model_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A trained .keras model; repeat for an ensemble (their probabilities are averaged).",
+)
+@click.option("--data", "data_path", required=True, type=click.Path())
+@click.option("--split", default="Training", show_default=True, help="The images to answer for.")
+@click.option("--check-split", default="PublicTest", show_default=True, help="Scored, not saved.")
+@click.option(
+    "--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True
+)
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Average with mirrors.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Teacher .npz file.")
+@skip_bad_option
+def teach(model_paths, data_path, split, check_split, temperature, flip, out, skip_bad):
+    """Write a teacher file: an ensemble's soft targets for distilling a student
+    (`edgefer train --config ...` with `teacher = "FILE"` and `distill = 0.7`)."""
+    from tqdm import tqdm
+
+    from edgefer.labels import parse_task
+    from edgefer.model_card import read_card
+    from edgefer.train.data import task_part
+    from edgefer.train.teacher import ensemble_probs, provenance, soften, write_teacher_file
+
+    task = parse_task(read_card(model_paths[0])["task"])
+    ds = load_and_report(data_path, skip_bad)
+    parts = {s: task_part(ds.split(s), task, s) for s in (split, check_split)}
+    views = len(model_paths) * (2 if flip else 1)
+    rows, answers = [], {}
+    with tqdm(
+        total=views * sum(len(p) for p in parts.values()), desc="teacher", unit="img", leave=False
+    ) as bar:
+        for name, part in parts.items():
+            probs, class_names = ensemble_probs(model_paths, part.images, flip, progress=bar)
+            answers[name] = probs
+            rows.append([name, len(part), f"{100 * (probs.argmax(1) == part.labels).mean():.2f}"])
+    if class_names != list(task.class_names):
+        raise EdgeferError(f"{model_paths[0]}: classes {class_names} differ from {task.name}'s")
+    write_teacher_file(
+        out,
+        parts[split].images,
+        soften(answers[split], temperature),
+        class_names,
+        provenance(list(model_paths), temperature, flip, split),
+    )
+    click.echo(format_table(["split", "images", "teacher accuracy %"], rows))
+    click.echo(f"wrote {out} ({len(model_paths)} model(s), temperature {temperature:g})")

@@ -42,6 +42,9 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs within a batch; 0 = off
     head_pooling: str = "arch"  # arch = the arch's own; max | avg for archs with a pooling head
     width: float = 1.0  # channel multiplier; only the edge arch has one
+    # Distillation: a file from `edgefer teach`; targets = (1 - distill) one-hot + distill teacher.
+    teacher: str = ""
+    distill: float = 0.0
     val_fraction: float = 0.0  # >0: pool every split and hold out this stratified fraction
     train_fraction: float = 1.0  # <1: train on a seeded stratified share (a CPU budget)
     train_split: str = "auto"
@@ -67,6 +70,9 @@ class TrainConfig:
             "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
             "mixup": self.mixup >= 0,
             "width": self.width > 0 and (self.width == 1.0 or self.arch == "edge"),
+            # Teacher targets replace FER2013's hard labels on a softmax model only.
+            "distill": 0 <= self.distill <= 1 and (self.distill > 0) == bool(self.teacher),
+            "teacher": not self.teacher or (self.labels == "fer" and self.arch != "seed-binary"),
             # seed-binary's head is Flatten + Dense: it has no global pooling to choose.
             "head_pooling": self.head_pooling in ("arch", "max", "avg")
             and (self.head_pooling == "arch" or self.arch != "seed-binary"),

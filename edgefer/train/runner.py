@@ -25,6 +25,7 @@ from edgefer.train.callbacks import (
 from edgefer.train.config import TrainConfig
 from edgefer.train.data import Part, task_parts
 from edgefer.train.pipeline import class_balance, train_batches
+from edgefer.train.teacher import teacher_targets
 
 
 def make_strategy(kind: str | None, cpu_replicas: int = 1):
@@ -152,7 +153,9 @@ def train(
         raise EdgeferError(
             f"--batch-size {cfg.batch_size}: expected a multiple of the {replicas} replicas"
         )
-    ds, steps, val_ds = _datasets(parts, cfg, k, binary, replicas, state["epoch"])
+    ds, steps, val_ds = _datasets(
+        parts, cfg, k, binary, replicas, state["epoch"], list(task.class_names)
+    )
     card = {
         "arch": cfg.arch,
         "task": task.name,
@@ -195,13 +198,18 @@ def _datasets(
     binary: bool,
     replicas: int,
     initial_epoch: int,
+    class_names: list[str],
 ):
     """(training batches, steps per epoch, validation (images, targets))."""
     train_part, val_part = parts["train"], parts["val"]
     item_weights = class_balance(train_part.labels, k)[train_part.labels]
+    targets = targets_for(train_part, k, binary, cfg)
+    if cfg.teacher:
+        taught = teacher_targets(cfg.teacher, train_part.images, class_names)
+        targets = (1 - cfg.distill) * targets + cfg.distill * taught
     ds, steps = train_batches(
         train_part.images,
-        targets_for(train_part, k, binary, cfg),
+        targets,
         cfg,
         initial_epoch,
         weights=item_weights if cfg.balance == "weights" else None,

@@ -404,3 +404,68 @@ def test_jax_backend_trains_a_model_tensorflow_scores_the_same(tiny_csv, tmp_pat
     scored = json.loads(res.output[res.output.index("{") :])
     assert scored["accuracy"] == metrics["test"]["accuracy"]
     assert scored["confusion"] == metrics["test"]["confusion"]
+
+
+def test_teach_writes_the_ensembles_flip_averaged_softened_answers(tiny_run, tiny_csv, tmp_path):
+    import numpy as np
+
+    from edgefer.data import load_fer
+    from edgefer.evaluate import open_model
+    from edgefer.train.teacher import soften, teacher_targets
+
+    model = tiny_run / "model.keras"
+    out = tmp_path / "teacher.npz"
+    res = run("teach", "--model", model, "--model", model, "--data", tiny_csv,
+              "--temperature", 2, "--out", out)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Training" in res.output and "PublicTest" in res.output
+    images = load_fer(tiny_csv).split("Training").images
+    runtime, _, names, prep = open_model(model)
+    direct = runtime.scores(prep.apply(images)) + runtime.scores(prep.apply(images[:, :, ::-1]))
+    assert np.allclose(teacher_targets(out, images, names), soften(direct / 2, 2.0), atol=1e-5)
+    meta = json.loads(str(np.load(out)["meta"]))
+    assert (meta["temperature"], meta["flip"], meta["split"]) == (2.0, True, "Training")
+    assert len(meta["teachers"]) == 2 and len(meta["teachers"][0]["sha256"]) == 64
+
+
+def test_a_distilled_student_learns_what_its_teacher_says(tiny_csv, tmp_path):
+    """A teacher that answers 'the next class' for every training face, at distill = 1: the
+    student must learn the teacher's answers, not FER2013's labels."""
+    import numpy as np
+
+    from edgefer.data import load_fer
+    from edgefer.evaluate import open_model
+    from edgefer.train.teacher import write_teacher_file
+
+    train = load_fer(tiny_csv).split("Training")
+    shifted = np.eye(7, dtype=np.float32)[(train.labels + 1) % 7]
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    write_teacher_file(tmp_path / "t.npz", train.images, shifted, names, {})
+    config = tmp_path / "kd.toml"
+    config.write_text(
+        "rotation = 0\nshift = 2\nzoom_min = 1.0\nzoom_max = 1.0\ndropout = 0.2\npatience = 0\n"
+        f"epochs = 8\nbatch_size = 8\nteacher = '{tmp_path / 't.npz'}'\ndistill = 1.0\n"
+    )
+    res = run("train", "--arch", "seed-fcn7", "--data", tiny_csv, "--out", tmp_path / "run",
+              "--config", config)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    runtime, _, _, prep = open_model(tmp_path / "run" / "model.keras")
+    said = runtime.scores(prep.apply(train.images)).argmax(1)
+    assert (said == (train.labels + 1) % 7).mean() > 0.5
+    assert (said == train.labels).mean() < 0.3
+
+
+def test_a_teacher_file_for_other_images_is_refused_before_training(tiny_csv, fer_csv, tmp_path):
+    from edgefer.data import load_fer
+    from edgefer.train.teacher import write_teacher_file
+
+    other = load_fer(fer_csv).split("Training")
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    import numpy as np
+
+    write_teacher_file(tmp_path / "t.npz", other.images, np.eye(7)[other.labels], names, {})
+    res = run("train", "--arch", "edge", "--data", tiny_csv, "--out", tmp_path / "run",
+              "--teacher", tmp_path / "t.npz", "--distill", 0.5)  # fmt: skip
+    assert res.exit_code != 0
+    assert "t.npz: no teacher answer for 98 of 98 training images" in res.output
+    assert not (tmp_path / "run" / "checkpoint").exists()

@@ -43,3 +43,15 @@ def test_bad_config(tmp_path):
         resolve("edge", dropout=1.5)
     with pytest.raises(EdgeferError, match="task 'fer8'"):
         resolve("edge", task="fer8")
+
+
+def test_distillation_needs_a_teacher_and_a_softmax_student():
+    assert resolve("edge", teacher="t.npz", distill=0.7).distill == 0.7
+    with pytest.raises(EdgeferError, match="distill = 0.7: out of range"):
+        resolve("edge", distill=0.7)  # no teacher file to distil from
+    with pytest.raises(EdgeferError, match="distill = 0.0: out of range"):
+        resolve("edge", teacher="t.npz")  # a teacher nobody listens to
+    with pytest.raises(EdgeferError, match="distill = 1.5: out of range"):
+        resolve("edge", teacher="t.npz", distill=1.5)
+    with pytest.raises(EdgeferError, match="teacher = 't.npz': out of range"):
+        resolve("seed-binary", teacher="t.npz", distill=0.5)
