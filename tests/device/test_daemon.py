@@ -157,7 +157,11 @@ def broker(tmp_path):
 def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(
     config_file, tmp_path, broker, run_daemon
 ):
-    """Events produced (the JSON Lines log) = events delivered over MQTT, in order, none twice."""
+    """Events produced (the JSON Lines log) = events delivered over MQTT, first arrivals in order.
+
+    QoS 1 is at-least-once and the sender has one event in flight: the only event that may come
+    twice is the one the broker forwarded just before it died, its PUBACK lost, which paho sends
+    again after the reconnect (consumers deduplicate on the event id, as documented)."""
     first = Subscriber(broker.port)
     config = load_config(config_file, mqtt_overrides(broker, tmp_path), environ={})
     daemon = run_daemon(config, config_file)
@@ -170,8 +174,11 @@ def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(
     second = Subscriber(broker.port)
     time.sleep(2.0)
     daemon.stop()
-    delivered = [e["id"] for e in first.events() + second.events()]
-    assert delivered == [e["id"] for e in events_of(out)]
+    before, after = [e["id"] for e in first.events()], [e["id"] for e in second.events()]
+    arrived = before + after
+    assert list(dict.fromkeys(arrived)) == [e["id"] for e in events_of(out)]
+    repeats = len(arrived) - len(set(arrived))
+    assert repeats == 0 or (repeats == 1 and after[0] == before[-1]), (before, after)
 
 
 def test_every_configured_output_is_built(tmp_path):
