@@ -365,6 +365,9 @@ def teach(model_paths, data_path, split, check_split, temperature, flip, out, sk
     from edgefer.train.data import task_part
     from edgefer.train.teacher import ensemble_probs, provenance, soften, write_teacher_file
 
+    for path in model_paths:
+        if not Path(path).is_file():
+            raise EdgeferError(f"{path}: model file not found; expected a .keras model")
     task = parse_task(read_card(model_paths[0])["task"])
     ds = load_and_report(data_path, skip_bad)
     parts = {s: task_part(ds.split(s), task, s) for s in (split, check_split)}

@@ -469,3 +469,12 @@ def test_a_teacher_file_for_other_images_is_refused_before_training(tiny_csv, fe
     assert res.exit_code != 0
     assert "t.npz: no teacher answer for 98 of 98 training images" in res.output
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_teach_names_a_missing_teacher_and_writes_nothing(tiny_run, tiny_csv, tmp_path):
+    out = tmp_path / "teacher.npz"
+    res = run("teach", "--model", tiny_run / "model.keras", "--model", tmp_path / "gone.keras",
+              "--data", tiny_csv, "--out", out)  # fmt: skip
+    assert res.exit_code != 0
+    assert "gone.keras: model file not found" in res.output
+    assert not out.exists()
