@@ -126,6 +126,12 @@ def train(
     task = parse_task(cfg.task)
     data = data if data is not None else _load_data(cfg, data_path, ferplus, skip_bad)
     parts = task_parts(data, task, cfg)
+    # Checked before the run directory exists: a teacher file for other images leaves nothing.
+    taught = (
+        teacher_targets(cfg.teacher, parts["train"].images, list(task.class_names))
+        if cfg.teacher
+        else None
+    )
     prep = cfg.preprocessing
     binary = cfg.arch == "seed-binary"
     k = task.num_classes
@@ -153,9 +159,7 @@ def train(
         raise EdgeferError(
             f"--batch-size {cfg.batch_size}: expected a multiple of the {replicas} replicas"
         )
-    ds, steps, val_ds = _datasets(
-        parts, cfg, k, binary, replicas, state["epoch"], list(task.class_names)
-    )
+    ds, steps, val_ds = _datasets(parts, cfg, k, binary, replicas, state["epoch"], taught)
     card = {
         "arch": cfg.arch,
         "task": task.name,
@@ -198,14 +202,13 @@ def _datasets(
     binary: bool,
     replicas: int,
     initial_epoch: int,
-    class_names: list[str],
+    taught: np.ndarray | None,
 ):
     """(training batches, steps per epoch, validation (images, targets))."""
     train_part, val_part = parts["train"], parts["val"]
     item_weights = class_balance(train_part.labels, k)[train_part.labels]
     targets = targets_for(train_part, k, binary, cfg)
-    if cfg.teacher:
-        taught = teacher_targets(cfg.teacher, train_part.images, class_names)
+    if taught is not None:
         targets = (1 - cfg.distill) * targets + cfg.distill * taught
     ds, steps = train_batches(
         train_part.images,
