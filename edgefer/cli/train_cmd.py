@@ -358,6 +358,7 @@ def sweep(
 def teach(model_paths, data_path, split, check_split, temperature, flip, out, skip_bad):
     """Write a teacher file: an ensemble's soft targets for distilling a student
     (`edgefer train --config ...` with `teacher = "FILE"` and `distill = 0.7`)."""
+    import numpy as np
     from tqdm import tqdm
 
     from edgefer.labels import parse_task
@@ -372,14 +373,15 @@ def teach(model_paths, data_path, split, check_split, temperature, flip, out, sk
     ds = load_and_report(data_path, skip_bad)
     parts = {s: task_part(ds.split(s), task, s) for s in (split, check_split)}
     views = len(model_paths) * (2 if flip else 1)
-    rows, answers = [], {}
-    with tqdm(
-        total=views * sum(len(p) for p in parts.values()), desc="teacher", unit="img", leave=False
-    ) as bar:
-        for name, part in parts.items():
-            probs, class_names = ensemble_probs(model_paths, part.images, flip, progress=bar)
-            answers[name] = probs
-            rows.append([name, len(part), f"{100 * (probs.argmax(1) == part.labels).mean():.2f}"])
+    images = np.concatenate([p.images for p in parts.values()])  # each model loads once
+    with tqdm(total=views * len(images), desc="teacher", unit="img", leave=False) as bar:
+        probs, class_names = ensemble_probs(model_paths, images, flip, progress=bar)
+    ends = np.cumsum([len(p) for p in parts.values()])
+    answers = dict(zip(parts, np.split(probs, ends[:-1])))
+    rows = [
+        [name, len(p), f"{100 * (answers[name].argmax(1) == p.labels).mean():.2f}"]
+        for name, p in parts.items()
+    ]
     if class_names != list(task.class_names):
         raise EdgeferError(f"{model_paths[0]}: classes {class_names} differ from {task.name}'s")
     write_teacher_file(
