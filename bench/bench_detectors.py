@@ -5,7 +5,10 @@ each hold one LFW face (scikit-image's subset, upscaled to 160 px) at a seeded p
 photo — there the true face box is known. Per detector: detector ms p50/p95, end-to-end FPS of
 the pipeline (detect + crop + int8 expression model) on frames already in memory, recall of the
 known LFW faces, and agreement with full-frame Haar on the video (share of Haar's boxes the
-detector also finds, IoU >= 0.3).
+detector also finds, IoU >= 0.3). For BlazeFace also the compute floor: the detector's and the
+expression model's `invoke` alone, timed back to back on inputs already set (warm caches, no
+pre/post-processing), and the FPS that floor allows with one face a frame — no pipeline code can
+beat it on this CPU, so it says whether an FPS target is reachable with these models at all.
 
     python bench/bench_detectors.py [--frames 300] [--json out.json]
 """
@@ -69,6 +72,29 @@ def run(pipe, frames):
     return np.array(detect), np.array(total), boxes
 
 
+def invoke_ms(interpreter, n: int = 300) -> float:
+    """p50 ms of `invoke` alone on whatever input the interpreter holds (warm, after the run)."""
+    for _ in range(20):
+        interpreter.invoke()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def compute_floor(pipe) -> dict:
+    """The models' own share of a one-face frame: detector invoke + expression invoke."""
+    detector = invoke_ms(pipe.detector.interpreter)
+    expression = invoke_ms(pipe.runtime.interpreter)
+    return {
+        "detector_invoke_ms": detector,
+        "expression_invoke_ms": expression,
+        "fps_ceiling": 1000 / (detector + expression),
+    }
+
+
 def matched(reference, found, threshold=0.3) -> tuple[int, int]:
     """(reference boxes matched by a found box, reference boxes)."""
     hits = sum(
@@ -94,6 +120,7 @@ def main():
         _, _, lfw_found = run(pipe, lfw)
         hits, n = matched(haar_video, found)
         lfw_hits, lfw_n = matched([[b] for b in lfw_boxes], lfw_found)
+        floor = compute_floor(pipe) if hasattr(pipe.detector, "interpreter") else {}
         rows.append(
             {
                 "detector": name,
@@ -103,6 +130,7 @@ def main():
                 "haar_boxes_found": hits / max(n, 1),
                 "lfw_recall": lfw_hits / lfw_n,
                 "video_faces_per_frame": float(np.mean([len(b) for b in found])),
+                **floor,
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -110,13 +138,18 @@ def main():
         f"\n{len(video)} video frames 640x480, {len(lfw)} LFW frames; one thread; FPS excludes decoding"
     )
     print(
-        "| detector | detect p50 ms | detect p95 ms | end-to-end FPS | finds Haar's boxes | LFW recall | faces/frame |"
+        "| detector | detect p50 ms | detect p95 ms | end-to-end FPS | finds Haar's boxes | LFW recall | faces/frame | models alone ms (FPS ceiling) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        floor = (
+            f"{r['detector_invoke_ms']:.2f} + {r['expression_invoke_ms']:.2f} ({r['fps_ceiling']:.0f})"
+            if "fps_ceiling" in r
+            else "—"
+        )
         print(
             f"| {r['detector']} | {r['detect_p50_ms']:.2f} | {r['detect_p95_ms']:.2f} | {r['fps']:.0f} | "
-            f"{100 * r['haar_boxes_found']:.1f}% | {100 * r['lfw_recall']:.0f}% | {r['video_faces_per_frame']:.2f} |"
+            f"{100 * r['haar_boxes_found']:.1f}% | {100 * r['lfw_recall']:.0f}% | {r['video_faces_per_frame']:.2f} | {floor} |"
         )
     if args.json:
         with open(args.json, "w") as f:
