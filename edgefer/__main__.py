@@ -1,3 +1,3 @@
-from edgefer.cli import main
+from edgefer.cli import run
 
-main()
+run()

@@ -4,10 +4,12 @@ so `edgefer --help` and the device commands work on the base install."""
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
 from edgefer import __version__
+from edgefer.allocator import reexec_with_tcmalloc
 from edgefer.cli.calib_cmd import calib
 from edgefer.cli.convert_cmd import benchmark_cmd, convert
 from edgefer.cli.daemon_cmd import daemon
@@ -57,3 +59,10 @@ main.add_command(detect)
 main.add_command(daemon)
 main.add_command(bench)
 main.add_command(deploy)
+
+
+def run():
+    """The console script: the long TensorFlow commands restart once under tcmalloc (see
+    edgefer/allocator.py), then the click group runs. Tests call `main` and never re-exec."""
+    reexec_with_tcmalloc(sys.argv)
+    main()

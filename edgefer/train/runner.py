@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.allocator import allocator_in_use
 from edgefer.atomic import write_text
 from edgefer.data import load_fer
 from edgefer.errors import EdgeferError
@@ -172,7 +173,8 @@ def train(
     log(
         f"{cfg.arch} on {task.name}: train {len(parts['train'])} ({parts['train'].name}), "
         f"val {len(parts['val'])} ({parts['val'].name}), epochs {state['epoch'] + 1}..{cfg.epochs}, "
-        f"{steps} batches/epoch, {model.count_params():,} parameters, {replicas} replica(s)"
+        f"{steps} batches/epoch, {model.count_params():,} parameters, {replicas} replica(s), "
+        f"malloc: {allocator_in_use()}"
     )
     if state["epoch"] < cfg.epochs and not state["stopped_early"]:
         model.fit(

@@ -254,6 +254,26 @@ def test_mirrored_on_two_logical_cpus(tiny_csv, tmp_path):
     assert (out / "model.keras").is_file()
 
 
+@pytest.mark.parametrize(("setting", "expected"), [(None, "tcmalloc"), ("system", "system")])
+def test_train_restarts_under_tcmalloc_unless_told_not_to(tiny_csv, tmp_path, setting, expected):
+    """The console entry re-executes `train` with tcmalloc preloaded (CI installs
+    libtcmalloc-minimal4); the run log names the allocator the process really has loaded."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGEFER_ALLOCATOR", "LD_PRELOAD")}
+    if setting:
+        env["EDGEFER_ALLOCATOR"] = setting
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgefer", "train", "--arch", "edge", "--data", str(tiny_csv)]
+        + ["--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"malloc: {expected}" in proc.stderr
+
+
 def test_sweep_keeps_the_best_of_each_stage(tiny_csv, tmp_path):
     out = tmp_path / "sweep"
     args = [
