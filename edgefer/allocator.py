@@ -9,7 +9,7 @@ MALLOC_TRIM_THRESHOLD_) did not change that; tcmalloc keeps the buffers and reus
 
 LD_PRELOAD only works if it is set when the process starts, so the `edgefer` command re-executes
 itself once with it, for the commands that train or score for long (train, teach, sweep), before
-anything is imported. EDGEFER_ALLOCATOR=system turns that off; the device commands never do it.
+TensorFlow is imported. EDGEFER_ALLOCATOR=system turns that off; the device commands never do it.
 """
 
 from __future__ import annotations
