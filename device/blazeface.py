@@ -130,23 +130,35 @@ class BlazeFaceDetector:
         self.framing = framing or FRAMING[variant]
         self.lock = threading.Lock()  # one interpreter, any number of calling threads
 
-    def _input(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
-        """The frame letterboxed into the model's square (black bottom/right), RGB in [-1, 1].
-        Shrinks first and pads the small image: padding the full frame costs more than the
-        model does."""
+    def _pixels(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
+        """The frame shrunk to fit the model's square, RGB in [-1, 1], and the frame's longer
+        side. Shrinking first costs less than padding the full frame; a gray frame becomes three
+        equal channels with cv2.merge (0.01 ms here; broadcasting one channel into three, 0.09)."""
         h, w = frame.shape[:2]
         side = max(h, w)
         n = self.variant.size
         sw, sh = max(1, round(w * n / side)), max(1, round(h * n / side))
         small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+        if small.ndim == 2:
+            rgb = cv2.merge((small, small, small))
+        else:
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        pixels = rgb.astype(np.float32)
+        pixels *= np.float32(1 / 127.5)
+        pixels -= 1
+        return pixels, side
+
+    def _letterboxed(self, pixels: np.ndarray) -> np.ndarray:
+        """The pixels top-left in the model's square input, padded black (-1)."""
+        n = self.variant.size
         x = np.full((1, n, n, 3), -1.0, np.float32)
-        pixels = small.astype(np.float32) * np.float32(1 / 127.5) - 1
-        x[0, :sh, :sw] = pixels[..., None] if small.ndim == 2 else pixels[..., ::-1]  # BGR -> RGB
-        return x, side
+        x[0, : pixels.shape[0], : pixels.shape[1]] = pixels
+        return x
 
     def detect(self, frame: np.ndarray) -> list[tuple[Box, float]]:
         """(box, score) per face, box as BlazeFace frames it (no Haar framing)."""
-        x, side = self._input(frame)
+        pixels, side = self._pixels(frame)
+        x = self._letterboxed(pixels)
         with self.lock:
             self.interpreter.set_tensor(self.input_index, x)
             self.interpreter.invoke()

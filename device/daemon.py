@@ -41,7 +41,7 @@ FPS_WINDOW = 5.0  # seconds of frames behind the FPS that /status shows
 
 
 def build_pipeline(config: DaemonConfig) -> Pipeline:
-    from edgefer.bundled import default_bundle
+    from edgefer.bundled import resolve_bundle
 
     detector = config.detector
     blazeface = (
@@ -50,7 +50,7 @@ def build_pipeline(config: DaemonConfig) -> Pipeline:
         else None
     )
     return Pipeline.from_bundle(
-        config.bundle or default_bundle(),
+        resolve_bundle(config.bundle),
         config.backend,
         config.threads,
         margin=config.margin,

@@ -114,7 +114,7 @@ class ServerConfig(Section):
 
 
 class DaemonConfig(Section):
-    bundle: Path | None = None  # default: the bundle that ships with edgefer
+    bundle: Path | None = None  # a directory or a bundled name (edge, edge-fast); default: edge
     backend: Literal["cpu", "edgetpu", "gpu", "external", "onnx"] = "cpu"
     threads: int = Field(1, ge=1, le=64)
     margin: float = Field(0.0, ge=0, le=1)

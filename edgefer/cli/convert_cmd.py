@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edgefer.atomic import write_text
+from edgefer.bundled import resolve_bundle
 from edgefer.cli.common import format_table, load_and_report, skip_bad_option
 from edgefer.device.manifest import FORMATS
 
@@ -181,7 +182,9 @@ def convert(
 
 
 @click.command("benchmark")
-@click.argument("bundle", type=click.Path(file_okay=False))
+@click.argument(
+    "bundle", type=click.Path(file_okay=False), callback=lambda c, p, v: resolve_bundle(v)
+)
 @click.option("--data", "data_path", required=True, type=click.Path())
 @_apply(benchmark_options)
 @click.option(
@@ -191,7 +194,7 @@ def benchmark_cmd(
     bundle, data_path, split, max_drop, threads, latency_runs, as_json, skip_bad, formats
 ):
     """One table, one row per format: size, top-1, drop vs float, worst class drop, agreement,
-    latency. Exit 1 when a format drops more than --max-drop points or cannot be scored."""
+    latency. BUNDLE: a directory, or a bundled model by name (edge, edge-fast). Exit 1 when a format drops more than --max-drop points or cannot be scored."""
     run_benchmark(
         bundle,
         data_path,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from edgefer.bundled import resolve_bundle
 from edgefer.cli.common import format_table
 
 
@@ -137,7 +138,9 @@ def deploy():
 
 
 @deploy.command("push")
-@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+@click.argument(
+    "bundle", type=click.Path(file_okay=False), callback=lambda c, p, v: resolve_bundle(v)
+)
 @host_options
 @click.option(
     "--config",
@@ -173,8 +176,8 @@ def deploy():
 )
 @click.option("--force", is_flag=True, help="Deploy even to a device that runs this release.")
 def push(bundle, config, service, offline, dry_run, health_timeout, keep, wheel, force, **kw):
-    """Deploy BUNDLE: probe, ship a release, start the daemon, check /healthz, roll back on
-    failure."""
+    """Deploy BUNDLE (a directory, or a bundled model by name: edge, edge-fast): probe, ship a
+    release, start the daemon, check /healthz, roll back on failure."""
     from edgefer.deploy.fleet import run_on_hosts
     from edgefer.deploy.push import Deploy, DeployOptions, Wheels
     from edgefer.deploy.release import verify_bundle

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgefer.bundled import default_bundle
+from edgefer.bundled import DEFAULT, NAMES, resolve_bundle
 from edgefer.cli.common import format_table
 from edgefer.device.backends import PREFERENCES
 from edgefer.errors import EdgeferError
@@ -20,8 +20,9 @@ def pipeline_options(f):
             "--model",
             "bundle",
             type=click.Path(file_okay=False),
-            help="Bundle directory made by `edgefer convert` (default: the edge model that ships "
-            "with edgefer).",
+            callback=lambda ctx, param, value: resolve_bundle(value),
+            help="Bundle directory made by `edgefer convert`, or a bundled model by name: "
+            f"{', '.join(NAMES)} (default: {DEFAULT}).",
         ),
         click.option(
             "--detector",
@@ -163,7 +164,7 @@ def build_pipeline(
     # Tracking only helps across consecutive frames of a video or camera.
     tracking = None if naive or not video else TrackingConfig(downscale, full_every)
     return Pipeline.from_bundle(
-        bundle or default_bundle(),
+        bundle,
         backend,
         threads,
         delegate,
@@ -307,9 +308,7 @@ def bench(source, frames, as_json, **opts):
         raise EdgeferError(f"{source}: no frame could be processed")
     summary = summarize(timings)
     summary["faces"] = faces
-    summary["models"] = model_latencies(
-        opts["bundle"] or default_bundle(), opts["threads"], pipe.prep
-    )
+    summary["models"] = model_latencies(opts["bundle"], opts["threads"], pipe.prep)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

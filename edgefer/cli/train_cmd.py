@@ -227,27 +227,32 @@ def models():
 
 
 def bundled_table() -> None:
-    """The bundled model's formats with the top-1 its own accuracy-drop report measured."""
-    from edgefer.bundled import bundled_results, default_bundle
+    """The bundled models' formats with the top-1 their own accuracy-drop reports measured."""
+    from edgefer.bundled import DEFAULT, NAMES, bundled_path, bundled_results
     from edgefer.device.manifest import load_manifest
 
-    manifest, results = load_manifest(default_bundle()), bundled_results()
-    if results is None:
-        click.echo(f"\nbundled model ({default_bundle()}): {manifest.arch}, not benchmarked")
-        return
-    click.echo(
-        f"\nbundled model (used when --model is not given): {manifest.arch}, "
-        f"{results['split']} top-1 on {results['count']:,} images"
-    )
-    click.echo(
-        format_table(
-            ["format", "KiB", "top-1 %"],
+    rows, splits = [], set()
+    for name in NAMES:
+        manifest, results = load_manifest(bundled_path(name)), bundled_results(name)
+        label = f"{name} (default)" if name == DEFAULT else name
+        if results is None:
+            rows.append([label, manifest.arch, "-", "-", "not benchmarked"])
+            continue
+        splits.add(f"{results['split']} top-1 on {results['count']:,} images")
+        rows.extend(
             [
-                [fmt, f"{results['size_bytes'][fmt] / 1024:.0f}", f"{100 * acc:.2f}"]
-                for fmt, acc in results["accuracy"].items()
-            ],
+                label,
+                manifest.arch,
+                fmt,
+                f"{results['size_bytes'][fmt] / 1024:.0f}",
+                f"{100 * acc:.2f}",
+            ]
+            for fmt, acc in results["accuracy"].items()
         )
+    click.echo(
+        f"\nbundled models (--model NAME; the default when --model is not given): {'; '.join(sorted(splits))}"
     )
+    click.echo(format_table(["bundle", "arch", "format", "KiB", "top-1 %"], rows))
 
 
 def _number_list(kind):

@@ -62,8 +62,15 @@ def test_detect_works_with_no_model_argument_on_a_base_install(tmp_path, astrona
 
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), astronaut_bgr)
-    for extra in ([], ["--detector", "blazeface"]):
+    faces = []
+    for extra in (
+        [],
+        ["--detector", "blazeface"],
+        ["--model", "edge-fast", "--detector", "blazeface"],  # the other bundled model, by name
+    ):
         proc = _without_tensorflow("detect", "--source", str(photo), "--json", *extra)
         assert proc.returncode == 0, proc.stderr[-1500:]
         (face,) = json.loads(proc.stdout.splitlines()[-1])["faces"]
         assert face["label"] in face["scores"] and len(face["scores"]) == 7
+        faces.append(face)
+    assert faces[2]["box"] == faces[1]["box"] and faces[2]["scores"] != faces[1]["scores"]

@@ -378,18 +378,24 @@ def test_resume_after_an_early_stop_does_not_train_again(tiny_csv, tmp_path, mon
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
 
 
-def test_models_lists_the_bundled_model_with_its_measured_figures():
+def test_models_lists_the_bundled_models_with_their_measured_figures():
     import json
 
-    from edgefer.bundled import default_bundle
+    from edgefer.bundled import NAMES, bundled_path
 
     res = run("models")
     assert res.exit_code == 0, res.output
-    report = json.loads((default_bundle() / "benchmark.json").read_text())
-    assert "bundled model (used when --model is not given): edge" in res.output
-    for row in report["rows"]:  # the figures come from the bundle's own report, not the code
-        line = next(x for x in res.output.splitlines() if x.startswith(row["format"] + " "))
-        assert f"{100 * row['accuracy']:.2f}" in line
+    assert "bundled models (--model NAME; the default when --model is not given)" in res.output
+    for name in NAMES:
+        report = json.loads((bundled_path(name) / "benchmark.json").read_text())
+        for row in report["rows"]:  # the figures come from each bundle's own report
+            line = next(
+                x
+                for x in res.output.splitlines()
+                if x.split()[:1] == [name] and f" {row['format']} " in x
+            )
+            assert line.rstrip().endswith(f"{100 * row['accuracy']:.2f}"), line
+    assert any(x.startswith("edge (default)") for x in res.output.splitlines())
 
 
 def test_jax_backend_trains_a_model_tensorflow_scores_the_same(tiny_csv, tmp_path):

@@ -56,7 +56,7 @@ class Deployer:
             args += ["--host", host]
         return [*args, "--identity", str(self.key), "--known-hosts", str(self.known)]
 
-    def push(self, config: Path, *args, bundle: Path | None = None, hosts=None):
+    def push(self, config: Path, *args, bundle: Path | str | None = None, hosts=None):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("XDG_CACHE_HOME", str(self.cache))  # the offline wheelhouse's cache
             return run(

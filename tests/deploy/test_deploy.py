@@ -282,3 +282,18 @@ def test_a_config_that_needs_what_the_bundle_lacks_is_refused_here(first_deploy,
     result = deployer.push(edgetpu)
     assert result.exit_code == 2
     assert f"error: {edgetpu}: bundle has no model for edgetpu" in result.output
+
+
+def test_a_bundled_model_is_deployed_by_its_name(first_deploy, deployer):
+    """`edgefer deploy edge-fast`: the name is the bundle that ships in the package, verified
+    like any directory; an unknown name that is no directory either is one line, exit 2."""
+    from edgefer.bundled import bundled_path
+
+    _, config = first_deploy
+    result = deployer.push(config, "--dry-run", bundle="edge-fast")
+    assert result.exit_code == 0, result.output
+    sha = sha256_file(bundled_path("edge-fast") / "manifest.json")
+    assert f"(manifest sha256 {sha[:12]})" in result.stderr
+    missing = deployer.push(config, "--dry-run", bundle="edge-tiny")
+    assert missing.exit_code == 2
+    assert "edge-tiny: not a bundle directory" in missing.output

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from edgefer.bundled import default_bundle
-from edgefer.device.blazeface import VARIANTS, anchors, decode, haar_framing, weighted_nms
+from edgefer.device.blazeface import (
+    VARIANTS,
+    BlazeFaceDetector,
+    anchors,
+    decode,
+    haar_framing,
+    weighted_nms,
+)
 from edgefer.device.detector import HaarDetector, iou
 from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
 from edgefer.errors import EdgeferError
@@ -55,6 +62,26 @@ def test_blazeface_finds_the_astronaut_where_haar_does(astronaut_bgr, variant):
     (d,) = result.detections
     assert iou(d.box, haar_box) > 0.6, (d.box, haar_box)
     assert d.label in pipe.labels
+
+
+def test_the_model_input_is_the_frame_letterboxed_rgb_in_minus_one_one():
+    """What the model is fed, against a plain reference: RGB order, [-1, 1], the frame top-left
+    and black (-1) padding; a smaller frame after a larger one leaves no stale pixels."""
+    det = BlazeFaceDetector(default_bundle() / "blazeface_short.tflite")
+    fed = lambda: det.interpreter.get_tensor(det.input_index)[0]
+    wide = np.zeros((64, 128, 3), np.uint8)
+    wide[..., 0], wide[..., 1], wide[..., 2] = 0, 51, 255  # B, G, R
+    det.detect(wide)
+    x = fed()
+    np.testing.assert_allclose(x[:64, :, 0], 1.0)  # red first
+    np.testing.assert_allclose(x[:64, :, 1], 51 / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(x[:64, :, 2], -1.0)
+    np.testing.assert_allclose(x[64:], -1.0)
+    tall = np.full((128, 32), 255, np.uint8)  # gray: three equal channels
+    det.detect(tall)
+    x = fed()
+    np.testing.assert_allclose(x[:, :32], 1.0)
+    np.testing.assert_allclose(x[:, 32:], -1.0)
 
 
 def test_no_face_in_a_blank_frame():
