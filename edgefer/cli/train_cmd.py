@@ -250,7 +250,8 @@ def bundled_table() -> None:
             for fmt, acc in results["accuracy"].items()
         )
     click.echo(
-        f"\nbundled models (--model NAME; the default when --model is not given): {'; '.join(sorted(splits))}"
+        f"\nbundled models (pick one with --model NAME; {DEFAULT} when --model is not given), "
+        f"{'; '.join(sorted(splits))}"
     )
     click.echo(format_table(["bundle", "arch", "format", "KiB", "top-1 %"], rows))
 

@@ -385,7 +385,9 @@ def test_models_lists_the_bundled_models_with_their_measured_figures():
 
     res = run("models")
     assert res.exit_code == 0, res.output
-    assert "bundled models (--model NAME; the default when --model is not given)" in res.output
+    assert (
+        "bundled models (pick one with --model NAME; edge when --model is not given)" in res.output
+    )
     for name in NAMES:
         report = json.loads((bundled_path(name) / "benchmark.json").read_text())
         for row in report["rows"]:  # the figures come from each bundle's own report
