@@ -23,7 +23,7 @@ import time
 import cv2
 import numpy as np
 
-from edgefer.bundled import default_bundle, resolve_bundle
+from edgefer.bundled import NAMES, default_bundle, resolve_bundle
 from edgefer.device.detector import HaarDetector, iou
 from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
 from edgefer.imaging import to_gray_u8
@@ -137,9 +137,18 @@ def main():
         help=f"comma-separated, of {', '.join(DETECTORS)}",
     )
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: expected 1 or more")
+    if not args.bundle.is_dir():
+        ap.error(
+            f"--bundle {args.bundle}: expected a bundle directory or one of {', '.join(NAMES)}"
+        )
     unknown = sorted(set(args.detectors) - set(DETECTORS))
-    if unknown:
-        ap.error(f"--detectors: unknown {', '.join(unknown)}; expected {', '.join(DETECTORS)}")
+    if unknown or not args.detectors:
+        given = ", ".join(unknown) if unknown else "none given"
+        ap.error(
+            f"--detectors: {given}; expected a comma-separated subset of {', '.join(DETECTORS)}"
+        )
     cv2.setNumThreads(1)
     video = list(face_video_frames(args.frames))
     lfw, lfw_boxes = lfw_frames()
@@ -148,7 +157,7 @@ def main():
     rows = []
     for name, pipe in pipelines(args.bundle, args.detectors):
         run(pipe, video[:10])  # warm-up: first-call allocations are not what a camera sees
-        passes = [run(pipe, video) for _ in range(max(1, args.repeats))]
+        passes = [run(pipe, video) for _ in range(args.repeats)]
         detect = np.concatenate([p[0] for p in passes])
         fps = [1000 / float(np.mean(p[1])) for p in passes]
         found = passes[0][2]

@@ -114,7 +114,9 @@ class ServerConfig(Section):
 
 
 class DaemonConfig(Section):
-    bundle: Path | None = None  # a directory or a bundled name (edge, edge-fast); default: edge
+    # A directory or a bundled name (edge, edge-fast); default: edge. A str, not a Path: Path would
+    # turn ./edge into the name edge.
+    bundle: str | None = None
     backend: Literal["cpu", "edgetpu", "gpu", "external", "onnx"] = "cpu"
     threads: int = Field(1, ge=1, le=64)
     margin: float = Field(0.0, ge=0, le=1)

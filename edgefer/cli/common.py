@@ -51,3 +51,16 @@ def format_table(headers: list[str], rows: list[list]) -> str:
         ).rstrip()
 
     return "\n".join(line(r) for r in cells)
+
+
+def bundle_param(ctx, param, value):
+    """Click callback: a bundle directory or a bundled model's name (None: the default). Resolved
+    before any check on the path, so a file named like a bundled model cannot shadow the name."""
+    from edgefer.bundled import NAMES, resolve_bundle
+
+    path = resolve_bundle(value)
+    if path.is_file():
+        raise click.BadParameter(
+            f"{value}: a file; expected a bundle directory or one of {', '.join(NAMES)}"
+        )
+    return path

@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from edgefer.atomic import write_text
-from edgefer.bundled import resolve_bundle
-from edgefer.cli.common import format_table, load_and_report, skip_bad_option
+from edgefer.cli.common import bundle_param, format_table, load_and_report, skip_bad_option
 from edgefer.device.manifest import FORMATS
 
 
@@ -182,9 +181,7 @@ def convert(
 
 
 @click.command("benchmark")
-@click.argument(
-    "bundle", type=click.Path(file_okay=False), callback=lambda c, p, v: resolve_bundle(v)
-)
+@click.argument("bundle", callback=bundle_param)
 @click.option("--data", "data_path", required=True, type=click.Path())
 @_apply(benchmark_options)
 @click.option(

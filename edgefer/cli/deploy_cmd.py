@@ -12,8 +12,7 @@ from pathlib import Path
 
 import click
 
-from edgefer.bundled import resolve_bundle
-from edgefer.cli.common import format_table
+from edgefer.cli.common import bundle_param, format_table
 
 
 class DeployGroup(click.Group):
@@ -138,9 +137,7 @@ def deploy():
 
 
 @deploy.command("push")
-@click.argument(
-    "bundle", type=click.Path(file_okay=False), callback=lambda c, p, v: resolve_bundle(v)
-)
+@click.argument("bundle", callback=bundle_param)
 @host_options
 @click.option(
     "--config",

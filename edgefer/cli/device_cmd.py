@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from edgefer.bundled import DEFAULT, NAMES, resolve_bundle
-from edgefer.cli.common import format_table
+from edgefer.bundled import DEFAULT, NAMES
+from edgefer.cli.common import bundle_param, format_table
 from edgefer.device.backends import PREFERENCES
 from edgefer.errors import EdgeferError
 
@@ -19,8 +19,8 @@ def pipeline_options(f):
         click.option(
             "--model",
             "bundle",
-            type=click.Path(file_okay=False),
-            callback=lambda ctx, param, value: resolve_bundle(value),
+            metavar="BUNDLE|NAME",
+            callback=bundle_param,
             help="Bundle directory made by `edgefer convert`, or a bundled model by name: "
             f"{', '.join(NAMES)} (default: {DEFAULT}).",
         ),

@@ -79,3 +79,24 @@ def test_detect_bad_model_and_delegate(tmp_path, tiny_bundle, face_video):
         "cpu",
     )
     assert res.exit_code == 0 and res.stdout.count("face.mp4#") == 2
+
+
+def test_a_bundled_name_is_not_shadowed_by_a_file_and_a_file_is_refused(
+    tmp_path, astronaut_bgr, monkeypatch
+):
+    from edgefer.bundled import bundled_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "edge-fast").write_text("not a bundle")
+    cv2.imwrite("a.png", astronaut_bgr)
+    faces = []
+    for model in ("edge-fast", bundled_path("edge-fast")):
+        res = run("detect", "--model", model, "--source", "a.png", "--json")
+        assert res.exit_code == 0, res.output
+        faces.append(json.loads(res.stdout.splitlines()[-1])["faces"])
+    assert faces[0] == faces[1]
+    res = run("detect", "--model", "./edge-fast", "--source", "a.png")
+    assert res.exit_code == 2
+    assert (
+        "./edge-fast: a file; expected a bundle directory or one of edge, edge-fast" in res.output
+    )

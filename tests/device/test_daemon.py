@@ -246,3 +246,26 @@ def test_event_sequence_numbers_go_on_by_one_across_a_sighup_reload(
     assert first[-1]["type"] == "face_left"  # the reload closed the track
     seqs = [e["seq"] for e in first + second]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+@pytest.mark.parametrize("key", [None, "edge-fast", "./edge"])
+def test_the_bundle_key_takes_a_bundled_name_or_a_directory(
+    key, tmp_path, monkeypatch, tiny_bundle
+):
+    """Unset: the default bundle; a bundled name: that bundle; ./edge: the directory called
+    edge here (a Path-typed key once turned ./edge into the bundled name)."""
+    import shutil
+
+    from edgefer.bundled import bundled_path
+    from edgefer.device.daemon import build_pipeline
+    from edgefer.device.manifest import load_manifest
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_bundle, tmp_path / "edge")
+    path = tmp_path / "edgefer.toml"
+    path.write_text(f'bundle = "{key}"\n' if key else "")
+    expected = {None: bundled_path("edge"), "edge-fast": bundled_path("edge-fast")}.get(
+        key, tmp_path / "edge"
+    )
+    pipe = build_pipeline(load_config(path, [], {"HOME": str(tmp_path)}))
+    assert pipe.manifest == load_manifest(expected)
