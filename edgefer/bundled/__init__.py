@@ -33,12 +33,13 @@ def default_bundle() -> Path:
 
 
 def resolve_bundle(value: str | Path | None) -> Path:
-    """A bundle directory, or the name of a bundled one; None is the default. A bare name wins
-    over a directory of that name in the working directory (write ./edge for the directory), so
-    the same command means the same model wherever it is run."""
+    """A bundle directory, or the name of a bundled one; None is the default. A bare name (a str)
+    wins over a directory of that name in the working directory (write ./edge for the directory),
+    so the same command means the same model wherever it is run. A Path is always a path: Path
+    normalises ./edge to edge, which must not turn into the name."""
     if value is None:
         return default_bundle()
-    return bundled_path(str(value)) if str(value) in NAMES else Path(value)
+    return bundled_path(value) if isinstance(value, str) and value in NAMES else Path(value)
 
 
 def bundled_results(name: str = DEFAULT) -> dict | None:

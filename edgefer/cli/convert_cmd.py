@@ -191,7 +191,8 @@ def benchmark_cmd(
     bundle, data_path, split, max_drop, threads, latency_runs, as_json, skip_bad, formats
 ):
     """One table, one row per format: size, top-1, drop vs float, worst class drop, agreement,
-    latency. BUNDLE: a directory, or a bundled model by name (edge, edge-fast). Exit 1 when a format drops more than --max-drop points or cannot be scored."""
+    latency. BUNDLE: a directory, or a bundled model by name (edge, edge-fast). Exit 1 when a
+    format drops more than --max-drop points or cannot be scored."""
     run_benchmark(
         bundle,
         data_path,
