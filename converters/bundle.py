@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edgefer import calibration
 from edgefer.atomic import atomic_dir
-from edgefer.device.backends import runtime_specs
-from edgefer.device.manifest import FORMAT, FORMATS, Manifest, TensorSpec
-from edgefer.device.runtimes import OnnxRuntime, TFLiteRuntime
+from edgefer.device.backends import RUNTIMES, runtime_specs
+from edgefer.device.formats import BY_NAME, CONVERTED, NEEDS_CALIBRATION, SOURCE, TABLE, Format
+from edgefer.device.manifest import FORMAT, Manifest, TensorSpec
 from edgefer.errors import EdgeferError
 from edgefer.evaluate import load_keras
 from edgefer.hashing import sha256_file
 from edgefer.model_card import read_card, write_card
 
-DEFAULT_FORMATS = tuple(f for f in FORMATS if f != "keras")  # the source is always copied
-NEEDS_CALIBRATION = {"tflite-int8", "onnx-int8", "edgetpu"}
-FILES = {
-    "keras": "model.keras",
-    "tflite-fp32": "model_fp32.tflite",
-    "tflite-fp16": "model_fp16.tflite",
-    "tflite-dynamic": "model_dynamic.tflite",
-    "tflite-int8": "model_int8.tflite",
-    "onnx": "model.onnx",
-    "onnx-int8": "model_int8.onnx",
-    "edgetpu": "model_int8_edgetpu.tflite",
-}
+# All from the format table (edgefer.device.formats): one row per format.
+DEFAULT_FORMATS = CONVERTED  # the source model is always copied
+FILES = {f.name: f.file for f in TABLE}
 
 
 def _tools() -> dict[str, str]:
@@ -54,9 +50,96 @@ def _tools() -> dict[str, str]:
 
 
 def _specs(fmt: str, path: Path) -> tuple[TensorSpec | None, TensorSpec | None]:
-    if fmt == "keras":
+    kind = BY_NAME[fmt].runtime
+    return (None, None) if kind == "keras" else runtime_specs(RUNTIMES[kind](path))
+
+
+@dataclass
+class _Job:
+    """What the makers need: the model, its calibration inputs and the conversion options."""
+
+    model: Any
+    calib_x: np.ndarray | None
+    io_type: str
+    opset: int
+    log: Callable[[str], None]
+    report: dict | None = None  # the Edge TPU op report, once made
+
+
+def _tflite(row: Format, path: Path, source: None, job: _Job) -> Path:
+    from edgefer.converters.tflite import convert_tflite
+
+    path.write_bytes(convert_tflite(job.model, row.name, job.calib_x, job.io_type))
+    return path
+
+
+def _onnx(row: Format, path: Path, source: None, job: _Job) -> Path:
+    from edgefer.converters.onnx import convert_onnx
+
+    path.write_bytes(convert_onnx(job.model, job.opset))
+    return path
+
+
+def _onnx_quantized(row: Format, path: Path, source: Path, job: _Job) -> Path:
+    from edgefer.converters.onnx import quantize_onnx
+
+    quantize_onnx(source, path, job.calib_x)
+    return path
+
+
+def _edgetpu(row: Format, path: Path, source: Path, job: _Job) -> Path | None:
+    """The op report always; the compiled model where edgetpu_compiler is installed."""
+    from edgefer.converters import edgetpu
+
+    job.report = edgetpu.op_report(source)
+    (path.parent / "edgetpu_ops.json").write_text(json.dumps(job.report, indent=1) + "\n")
+    try:
+        return edgetpu.compile_edgetpu(source, path.parent)
+    except EdgeferError as exc:
+        job.log(f"edgetpu: {exc}")
+        return None
+
+
+# How a row's file is made, by (runtime, made_from): from the Keras model, or from another
+# format's file. A maker returns the file, or None when it cannot be made here (logged).
+MAKERS = {
+    ("tflite", None): _tflite,
+    ("onnx", None): _onnx,
+    ("onnx", "onnx"): _onnx_quantized,
+    ("tflite", "tflite-int8"): _edgetpu,
+}
+
+
+def _calibration(calib_path, calib_count, card, wanted, force, log):
+    """(calibration inputs, the manifest's calibration record), or (None, None) when no asked
+    format needs one. A set that does not fit the model is refused unless `force`."""
+    from edgefer.converters.calibration_check import check, subset
+
+    needs = NEEDS_CALIBRATION & set(wanted)
+    if not needs:
         return None, None
-    return runtime_specs(OnnxRuntime(path) if fmt.startswith("onnx") else TFLiteRuntime(path))
+    if calib_path is None:
+        raise EdgeferError(f"--calib: required for {', '.join(sorted(needs))}")
+    calib = calibration.load(calib_path)
+    for p in check(calib, card, str(calib_path)):
+        if not force:
+            raise EdgeferError(f"{calib_path}: {p}; rebuild it to match the model or pass --force")
+        log(f"warning: {calib_path}: {p} (--force)")
+    calib_x = subset(calib, calib_count)
+    ref = {"file": Path(calib_path).name, "sha256": calib.meta["sha256"], "count": len(calib_x)}
+    return calib_x, ref
+
+
+def _artifact(fmt: str, path: Path) -> dict:
+    inp, out = _specs(fmt, path)
+    return {
+        "file": path.name,
+        "format": fmt,
+        "sha256": sha256_file(path),
+        "size": path.stat().st_size,
+        "input": inp,
+        "output": out,
+    }
 
 
 def convert_bundle(
@@ -72,92 +155,45 @@ def convert_bundle(
     log=print,
 ) -> tuple[Manifest, dict | None]:
     """Convert and write the bundle; returns the manifest and the Edge TPU op report (if asked)."""
-    from edgefer.converters import edgetpu
-    from edgefer.converters.calibration_check import check, subset
     from edgefer.converters.detectors import add_detector
-    from edgefer.converters.onnx import convert_onnx, quantize_onnx
-    from edgefer.converters.tflite import convert_tflite
 
-    unknown = [f for f in formats if f not in FORMATS or f == "keras"]
+    unknown = [f for f in formats if f not in DEFAULT_FORMATS]
     if unknown:
         raise EdgeferError(f"--formats {unknown[0]}: expected some of {', '.join(DEFAULT_FORMATS)}")
     model_path = Path(model_path)
     card = read_card(model_path)
     model = load_keras(model_path)
-    calib_x, calib_ref = None, None
-    if NEEDS_CALIBRATION & set(formats):
-        if calib_path is None:
-            raise EdgeferError(
-                f"--calib: required for {', '.join(sorted(NEEDS_CALIBRATION & set(formats)))}"
-            )
-        calib = calibration.load(calib_path)
-        problems = check(calib, card, str(calib_path))
-        for p in problems:
-            if not force:
-                raise EdgeferError(
-                    f"{calib_path}: {p}; rebuild it to match the model or pass --force"
-                )
-            log(f"warning: {calib_path}: {p} (--force)")
-        calib_x = subset(calib, calib_count)
-        calib_ref = {
-            "file": Path(calib_path).name,
-            "sha256": calib.meta["sha256"],
-            "count": len(calib_x),
-        }
+    calib_x, calib_ref = _calibration(calib_path, calib_count, card, formats, force, log)
+    job = _Job(model, calib_x, io_type, opset, log)
 
-    report = None
     with atomic_dir(out_dir) as tmp:
-        model.save(tmp / FILES["keras"])
-        write_card(tmp / FILES["keras"], card)  # the float model stays re-convertible
-        done = ["keras"]
+        source = tmp / FILES[SOURCE]
+        model.save(source)
+        write_card(source, card)  # the float model stays re-convertible
+        done = [SOURCE]
 
-        def ensure(fmt: str) -> Path:
+        def ensure(fmt: str) -> Path | None:
             """Make a format's file once, whether asked for or needed by another format."""
-            path = tmp / FILES[fmt]
-            if not path.is_file():
-                if fmt.startswith("tflite"):
-                    path.write_bytes(convert_tflite(model, fmt, calib_x, io_type))
-                elif fmt == "onnx":
-                    path.write_bytes(convert_onnx(model, opset))
-                else:  # onnx-int8
-                    quantize_onnx(ensure("onnx"), path, calib_x)
-            return path
+            row = BY_NAME[fmt]
+            path = tmp / row.file
+            if path.is_file():
+                return path
+            made_from = ensure(row.made_from) if row.made_from else None
+            return MAKERS[row.runtime, row.made_from](row, path, made_from, job)
 
         for fmt in formats:
             t0 = time.perf_counter()
-            if fmt == "edgetpu":
-                # The compiled model's CPU twin stays in the bundle and the manifest.
-                int8 = ensure("tflite-int8")
-                if "tflite-int8" not in done:
-                    done.append("tflite-int8")
-                report = edgetpu.op_report(int8)
-                (tmp / "edgetpu_ops.json").write_text(json.dumps(report, indent=1) + "\n")
-                try:
-                    path = edgetpu.compile_edgetpu(int8, tmp)
-                except EdgeferError as exc:
-                    log(f"edgetpu: {exc}")
-                    continue
-            else:
-                path = ensure(fmt)
+            path, row = ensure(fmt), BY_NAME[fmt]
+            if row.keeps_source and row.made_from not in done:
+                done.append(row.made_from)  # e.g. the Edge TPU model's CPU twin
+            if path is None:
+                continue
             if fmt not in done:
                 done.append(fmt)
             log(f"{fmt}: {path.stat().st_size / 1024:.0f} KiB in {time.perf_counter() - t0:.1f} s")
-        if "onnx" not in done:
-            (tmp / FILES["onnx"]).unlink(missing_ok=True)  # only made to quantize from
-        artifacts = []
-        for fmt in done:
-            path = tmp / FILES[fmt]
-            inp, out = _specs(fmt, path)
-            artifacts.append(
-                {
-                    "file": path.name,
-                    "format": fmt,
-                    "sha256": sha256_file(path),
-                    "size": path.stat().st_size,
-                    "input": inp,
-                    "output": out,
-                }
-            )
+        for row in TABLE:
+            if row.name not in done:
+                (tmp / row.file).unlink(missing_ok=True)  # only made to derive another from
         manifest = Manifest(
             format=FORMAT,
             arch=card["arch"],
@@ -170,7 +206,7 @@ def convert_bundle(
             tools=_tools(),
             detectors=[add_detector(d, tmp) for d in detectors],
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            artifacts=artifacts,
+            artifacts=[_artifact(fmt, tmp / FILES[fmt]) for fmt in done],
         )
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-    return manifest, report
+    return manifest, job.report

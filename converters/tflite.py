@@ -11,11 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgefer.converters.tflite_graph import read_ops
+from edgefer.device.formats import TABLE
 from edgefer.errors import EdgeferError
 from edgefer.quiet import native_stderr_silenced
 from edgefer.tf import tf
 
-TFLITE_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8")
+# The TFLite rows of the format table made from the Keras model (edgetpu is made from a file).
+TFLITE_FORMATS = tuple(f.name for f in TABLE if f.runtime == "tflite" and f.made_from is None)
 IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
 
 

@@ -13,20 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.device import formats
 from edgefer.device.delegates import DelegateError, DelegateSpec
 from edgefer.device.manifest import Artifact, Manifest, TensorSpec, artifact_path, load_manifest
 from edgefer.device.runtimes import OnnxRuntime, Runtime, TFLiteRuntime, tflite_module
 from edgefer.errors import EdgeferError
 from edgefer.hashing import sha256_file
 
-# Preferred artifacts per backend, best first.
-PREFERENCES = {
-    "cpu": ("tflite-int8", "tflite-fp32", "tflite-fp16", "tflite-dynamic"),
-    "edgetpu": ("edgetpu",),
-    "gpu": ("tflite-fp16", "tflite-fp32"),
-    "external": ("tflite-int8", "tflite-fp32"),
-    "onnx": ("onnx-int8", "onnx"),
-}
+# Preferred artifacts per backend, best first (from the format table).
+PREFERENCES = formats.preferences()
+# What loads each runtime kind of the format table (keras: TensorFlow, never on the device).
+RUNTIMES = {"tflite": TFLiteRuntime, "onnx": OnnxRuntime}
 
 
 def choose_artifact(manifest: Manifest, backend: str, fmt: str | None = None) -> Artifact:
@@ -129,13 +126,14 @@ def open_artifact(
 ) -> Runtime:
     """Verify an artifact's bytes, load it, check its tensors: the one way a bundle model is opened
     (device pipeline, evaluate and benchmark alike)."""
-    if artifact.format == "keras":
+    kind = formats.get(artifact.format).runtime
+    if kind == "keras":
         raise EdgeferError(
             f"{artifact.file}: the Keras source model runs only with TensorFlow "
             "(edgefer evaluate/benchmark)"
         )
     path = verify_file(bundle_dir, artifact)
-    if artifact.format.startswith("onnx"):
+    if kind == "onnx":
         runtime = OnnxRuntime(path, threads=threads, providers=providers)
     else:
         runtime = TFLiteRuntime(path, threads=threads, delegates=delegates)

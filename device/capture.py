@@ -10,6 +10,7 @@ state.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgefer.device.daemon_config import SourceConfig
+from edgefer.device.daemon_config import SourceConfig, redact_uri
 from edgefer.imaging import opencv_quiet
+
+log = logging.getLogger("edgefer.daemon")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Capture:
     def __init__(self, config: SourceConfig, opener=open_capture, clock=time.monotonic):
         self.config, self.opener, self.clock = config, opener, clock
         self.state = "starting"  # starting | streaming | reconnecting | stopped
+        self.error: str | None = None  # why the source is not streaming, in one line
         self.frames_read = self.frames_dropped = self.reconnects = 0
         self.last_frame_at: float | None = None
         self._newest: CapturedFrame | None = None
@@ -85,8 +89,10 @@ class Capture:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edgefer-capture", daemon=True)
         self._next_slot = 0.0
+        self._started_at: float | None = None
 
     def start(self) -> Capture:
+        self._started_at = self.clock()
         self._thread.start()
         return self
 
@@ -123,26 +129,45 @@ class Capture:
             cap = self.opener(self.config.uri, self.config.stall_seconds)
             if cap is None:
                 failures += 1
+                self._down(self._open_failure())
                 self._backoff(failures)
                 continue
             try:
-                if self._stream(cap):
-                    failures = 0  # it delivered frames: start the backoff afresh
-                else:
-                    failures += 1
+                cause = self._stream(cap)
+                failures = 0 if self.state == "streaming" else failures + 1
             finally:
                 cap.release()
             if not self._stop.is_set():
+                self._down(cause)
                 self._backoff(failures)
 
-    def _stream(self, cap) -> bool:
-        """Read until stop, a failure or a stall; True if any frame came. A video file is read at
-        its own frame rate, as a camera would deliver it (read flat out, the newest-frame rule
-        would skip most of it). Unpaced (`pace = false`), a file's next frame is read as soon as
+    def _open_failure(self) -> str:
+        uri = self.config.uri
+        looks_like_file = "://" not in uri and not uri.isdigit() and uri != "picamera2"
+        if looks_like_file and not Path(uri).exists():
+            return f"cannot open {redact_uri(uri)}: no such file or device"
+        return f"cannot open {redact_uri(uri)}"
+
+    def _down(self, cause: str) -> None:
+        """The source stopped: one log line when that is news (not at every retry)."""
+        if self.state != "reconnecting" or cause != self.error:
+            log.warning("source %s: %s; reconnecting", redact_uri(self.config.uri), cause)
+        self.state, self.error = "reconnecting", cause
+
+    def _up(self) -> None:
+        if self.state == "reconnecting":
+            log.info("source %s: frames again", redact_uri(self.config.uri))
+        self.state, self.error = "streaming", None
+
+    def _stream(self, cap) -> str:
+        """Read until stop, a failure or a stall, and say which (the state is "streaming" if any
+        frame came). A video file is read at its own frame rate, as a camera would deliver it
+        (read flat out, the newest-frame rule would skip most of it). Unpaced (`pace = false`), a file's next frame is read as soon as
         the processor took the last one: none is skipped, and the next is decoded while this one
         is processed."""
         got_any = False
-        in_step = not self.config.pace and Path(self.config.uri).is_file()
+        in_file = Path(self.config.uri).is_file()
+        in_step = not self.config.pace and in_file
         period = 0.0 if in_step else _file_frame_period(self.config.uri, cap)
         next_at = self.clock()
         while not self._stop.is_set():
@@ -152,14 +177,16 @@ class Capture:
             started = self.clock()
             ok, image = cap.read()
             if not ok or image is None:
-                if self.config.loop and got_any and hasattr(cap, "set"):
+                if self.config.loop and in_file and got_any:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a looping file starts again
                     continue
-                return got_any
+                return "end of the video" if got_any and in_file else "no frame could be read"
             now = self.clock()
             if now - started > self.config.stall_seconds:
-                return got_any  # a frame after a stall: reopen (the stream is likely stale)
-            self.state = "streaming"
+                # A frame after a stall: reopen (the stream is likely stale).
+                return f"no frame for {now - started:.0f} s"
+            if not got_any:
+                self._up()
             got_any = True
             with self._cond:
                 self._newest = CapturedFrame(self.frames_read, image, now)
@@ -168,13 +195,19 @@ class Capture:
                 self._cond.notify_all()
                 if in_step:  # the next frame once this one is taken
                     self._cond.wait_for(lambda: self._stop.is_set() or not self._fresh())
-        return got_any
+        return "stopped"
 
     def _backoff(self, failures: int) -> None:
-        self.state = "reconnecting"
         self.reconnects += 1
         delay = min(self.config.reconnect_max_seconds, 0.5 * 2 ** max(0, failures - 1))
         self._stop.wait(delay)
+
+    def waited_long_enough(self) -> bool:
+        """Whether stall_seconds passed since start(): before that, no frame yet is no news."""
+        return (
+            self._started_at is not None
+            and self.clock() - self._started_at > self.config.stall_seconds
+        )
 
     def stalled(self) -> bool:
         """No frame for `stall_seconds`: what /healthz reports as unhealthy."""

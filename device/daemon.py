@@ -14,6 +14,7 @@ to "frames never leave": the newest annotated frame, JPEG-encoded in memory on r
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.bundled import bundle_name, resolve_bundle
 from edgefer.device.capture import Capture
-from edgefer.device.daemon_config import DaemonConfig, load_config, redact_uri
+from edgefer.device.daemon_config import DaemonConfig, ServerConfig, load_config, redact_uri
 from edgefer.device.draw import annotated_jpeg
 from edgefer.device.events import EventBuilder
 from edgefer.device.outputs.jsonl import JsonlSink
@@ -33,7 +35,7 @@ from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
 from edgefer.device.sd_notify import notify, watchdog_interval
 from edgefer.device.status_server import Metrics, StatusServer
 from edgefer.device.tracks import Tracker, TrackerConfig
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, shown
 
 log = logging.getLogger("edgefer.daemon")
 RECENT_EVENTS = 10  # the newest events /status shows
@@ -41,8 +43,6 @@ FPS_WINDOW = 5.0  # seconds of frames behind the FPS that /status shows
 
 
 def build_pipeline(config: DaemonConfig) -> Pipeline:
-    from edgefer.bundled import resolve_bundle
-
     detector = config.detector
     blazeface = (
         BlazeFaceConfig(detector.blazeface_range, detector.threshold)
@@ -58,13 +58,38 @@ def build_pipeline(config: DaemonConfig) -> Pipeline:
     )
 
 
-def build_sinks(config: DaemonConfig) -> list:
-    outputs = config.outputs
-    sinks = [JsonlSink(outputs.jsonl)] if outputs.jsonl is not None else []
-    if outputs.mqtt is not None:
-        sinks.append(MqttSink(outputs.mqtt))
-    if outputs.webhook is not None:
-        sinks.append(WebhookSink(outputs.webhook))
+def pipeline_settings(config: DaemonConfig) -> tuple:
+    """What the pipeline is built from: a reload that leaves these alone keeps the pipeline."""
+    return config.bundle, config.backend, config.threads, config.margin, config.detector
+
+
+def _real(config_path: str | Path | None) -> str | None:
+    """The file a config path leads to when it is read: `edgefer deploy` tells from it which
+    release runs (its path goes through the `current` link, which a deploy moves)."""
+    return None if config_path is None else os.path.realpath(config_path)
+
+
+SINKS = {"jsonl": JsonlSink, "mqtt": MqttSink, "webhook": WebhookSink}
+
+
+def build_sinks(config: DaemonConfig, running: dict[str, tuple] | None = None) -> dict[str, tuple]:
+    """{output name: (its config section, its sink)}, none started yet. A sink in `running` whose
+    section did not change is kept as it is, connection and queue included. If one cannot be
+    built, the new ones built so far are closed and the error goes on: nothing half-made."""
+    running = running or {}
+    sinks: dict[str, tuple] = {}
+    try:
+        for name, kind in SINKS.items():
+            section = getattr(config.outputs, name)
+            if section is None:
+                continue
+            old = running.get(name)
+            sinks[name] = old if old and old[0] == section else (section, kind(section))
+    except BaseException:
+        for name, (_, sink) in sinks.items():
+            if running.get(name, (None, None))[1] is not sink:
+                sink.close()
+        raise
     return sinks
 
 
@@ -79,34 +104,36 @@ class Daemon:
         self.frames = 0
         self.recent_events: deque[dict] = deque(maxlen=RECENT_EVENTS)
         self.frame_times: deque[float] = deque(maxlen=30)  # when the newest frames were done
-        self._apply(config, build_pipeline(config), start_seq=0)
-
-    def _apply(self, config: DaemonConfig, pipeline: Pipeline, start_seq: int) -> None:
-        """Build every part from a validated config (at start and on a good SIGHUP); event
-        sequence numbers go on from `start_seq`."""
+        self.newest: tuple[np.ndarray, list] | None = None  # frame and detections, for preview
+        self.open_tracks: list[dict] = []
+        self.source_up: bool | None = None  # None until frames flowed or stall_seconds passed
         self.config = config
-        self.pipeline = pipeline
-        self.sinks = build_sinks(config)
-        self.capture = Capture(config.source)
+        self.config_file = _real(config_path)
+        self.pipeline = build_pipeline(config)
+        self.bundle = bundle_name(resolve_bundle(config.bundle))
         self.tracker = Tracker(TrackerConfig(**config.tracking.model_dump()))
         self.events = EventBuilder(
-            self.pipeline.labels,
-            config.events.min_hold,
-            config.events.summary_interval,
-            start_seq=start_seq,
+            self.pipeline.labels, config.events.min_hold, config.events.summary_interval
         )
-        self.metrics = Metrics(self.pipeline.manifest.arch, config.backend)
+        self.capture = Capture(config.source)
+        self.metrics = Metrics(self.outputs)
+        self.metrics.describe(self.bundle, self.pipeline.manifest.arch, config.backend)
         # Read when /metrics is scraped, so they stay true while no frame comes (camera down).
         m = self.metrics
+        m.fps.set_function(self.fps)
         m.tracks.set_function(lambda: len(self.tracker.tracks))
         m.dropped.set_function(lambda: self.capture.frames_dropped)
         m.reconnects.set_function(lambda: self.capture.reconnects)
-        m.spool.set_function(lambda: sum(s.depth() for s in self.sinks if hasattr(s, "depth")))
-        self.newest: tuple[np.ndarray, list] | None = None  # frame and detections, for preview
-        self.open_tracks: list[dict] = []
-        self.server = StatusServer(
-            config.server, self.metrics, self.status, self.healthy, self.preview
-        )
+        self.sinks = build_sinks(config)
+        try:
+            self.server = self._new_server(config.server)
+        except EdgeferError:
+            self._close_sinks(self.sinks.values())
+            raise
+
+    def outputs(self) -> list:
+        """The running sinks, for /metrics."""
+        return [sink for _, sink in self.sinks.values()]
 
     def healthy(self) -> bool:
         """Frames flow: what /healthz answers."""
@@ -133,12 +160,16 @@ class Daemon:
             "uptime_seconds": round(now - self.started, 1),
             "healthy": self.healthy(),
             "fps": self.fps(),
+            "run": self.events.run,
+            "config_file": self.config_file,
+            "bundle": self.bundle,
             "model": self.pipeline.manifest.arch,
             "backend": self.config.backend,
             "detector": self.config.detector.kind,
             "source": {
                 "uri": redact_uri(self.config.source.uri),
                 "state": cap.state,
+                "error": cap.error,
                 "frames_read": cap.frames_read,
                 "frames_dropped": cap.frames_dropped,
                 "reconnects": cap.reconnects,
@@ -149,6 +180,7 @@ class Daemon:
             "events": dict(self.events.counts),
             "recent_events": list(self.recent_events),  # newest last
             "preview": self.newest is not None,  # /preview.jpg has a frame to show
+            "outputs": {name: sink.status() for name, (_, sink) in self.sinks.items()},
         }
 
     def install_signal_handlers(self) -> None:
@@ -158,10 +190,14 @@ class Daemon:
 
     def run(self) -> int:
         log.info(
-            "edgefer daemon: source %s, model %s",
+            "edgefer daemon: source %s, model %s (%s), run %s",
             redact_uri(self.config.source.uri),
+            self.bundle,
             self.pipeline.manifest.arch,
+            self.events.run,
         )
+        for _, sink in self.sinks.values():
+            sink.start()
         self.capture.start()
         self.server.start()
         log.info("status server on http://%s:%d/", self.config.server.bind, self.server.port)
@@ -185,6 +221,7 @@ class Daemon:
     def step(self) -> None:
         """One frame (or, with none in time, the passage of time: tracks can still close)."""
         frame = self.capture.latest(timeout=0.5)
+        self._watch_source()  # first: source_up comes before the faces of its first frame
         if frame is None:
             t = time.monotonic()
             self._emit(self.events.on_frame(t, self.tracker.update(t, []), processed=False))
@@ -201,6 +238,21 @@ class Daemon:
             }
             for tr in self.tracker.tracks
         ]
+
+    def _watch_source(self) -> None:
+        """source_up when frames flow (after the start, or after an outage); source_down when
+        none came for stall_seconds, also when none ever came since the capture started: what
+        /healthz says, as events, so consumers hear that a camera went offline."""
+        up = not self.capture.stalled()
+        if up == self.source_up:
+            return
+        if not up and self.source_up is None and not self.capture.waited_long_enough():
+            return
+        self.source_up = up
+        uri = redact_uri(self.config.source.uri)
+        stall = f"no frame for {self.config.source.stall_seconds:g} s"
+        cause = None if up else self.capture.error or stall
+        self._emit([self.events.source(time.monotonic(), up, uri, cause)])
 
     def _process(self, frame) -> None:
         result = self.pipeline(frame.image)
@@ -224,24 +276,91 @@ class Daemon:
         for event in events:
             self.recent_events.append(event)
             self.metrics.events.labels(event["type"]).inc()
-            if event["type"] == "summary" and event["fps"] is not None:
-                self.metrics.fps.set(event["fps"])
-            for sink in self.sinks:
+            for sink in self.outputs():
                 sink.send(event)
 
     def _reload(self) -> None:
+        """Apply a changed config without a gap: every new part is built (and the server's new
+        port bound) before any running part is touched, so a config that cannot work (a port in
+        use, an unwritable path, a bundle that does not fit) leaves the running daemon as it
+        was. Parts whose settings did not change stay as they are: the pipeline, the tracks and
+        their events, the outputs' connections and queues."""
         self.reload_requested.clear()
         try:
             config = load_config(self.config_path, self.overrides)
-            pipeline = build_pipeline(config)  # a bundle that does not fit is refused too
+            same_pipeline = pipeline_settings(config) == pipeline_settings(self.config)
+            pipeline = self.pipeline if same_pipeline else build_pipeline(config)
+            sinks = build_sinks(config, self.sinks)
+        except Exception as exc:  # noqa: BLE001 - a reload must never stop the daemon
+            log.error("SIGHUP: config refused, the running one stays: %s", shown(exc, 300))
+            return
+        try:
+            server = self._server_for(config.server)
         except EdgeferError as exc:
+            self._close_sinks(self._new(sinks))
             log.error("SIGHUP: config refused, the running one stays: %s", exc)
             return
-        self.shutdown()
-        self._apply(config, pipeline, start_seq=self.events.seq)
-        self.capture.start()
-        self.server.start()
+        self._switch(config, pipeline, sinks, server)
+        self.config_file = _real(self.config_path)
         log.info("SIGHUP: config reloaded")
+
+    def _server_for(self, config: ServerConfig) -> StatusServer:
+        """The running server if `config` keeps its socket; else a new one, bound. The same
+        port on another address (127.0.0.1 to 0.0.0.0) cannot be bound while the old server
+        holds it: the old one lets go first, and takes the port back if the new one fails."""
+        if self.server.listens_as(config):
+            return self.server
+        same_port = config.port and config.port == self.server.config.port
+        if same_port:
+            self.server.stop()
+        try:
+            return self._new_server(config)
+        except EdgeferError:
+            if same_port:
+                self.server = self._new_server(self.server.config).start()
+            raise
+
+    def _new_server(self, config: ServerConfig) -> StatusServer:
+        return StatusServer(config, self.metrics, self.status, self.healthy, self.preview)
+
+    def _switch(self, config: DaemonConfig, pipeline: Pipeline, sinks: dict, server) -> None:
+        """Put the parts built by `_reload` in place, closing only what they replace."""
+        kept = {id(s) for _, s in sinks.values()}
+        self._close_sinks(s for _, s in self.sinks.values() if id(s) not in kept)
+        for sink in self._new(sinks):
+            sink.start()
+        self.sinks = sinks
+        if server is self.server:
+            server.reconfigure(config.server)
+        else:
+            self.server.stop()
+            self.server = server.start()
+            log.info("status server on http://%s:%d/", config.server.bind, server.port)
+        if config.source != self.config.source:
+            self.capture.stop()
+            self.capture = Capture(config.source).start()
+        if pipeline is not self.pipeline:
+            self.pipeline = pipeline
+            self.bundle = bundle_name(resolve_bundle(config.bundle))
+            self.metrics.describe(self.bundle, pipeline.manifest.arch, config.backend)
+        self.tracker.config = TrackerConfig(**config.tracking.model_dump())
+        self.events.min_hold = config.events.min_hold
+        self.events.summary_interval = config.events.summary_interval
+        self.config = config
+
+    def _new(self, sinks: dict) -> list:
+        """The sinks in `sinks` that are not running yet."""
+        running = {id(s) for s in self.outputs()}
+        return [s for _, s in sinks.values() if id(s) not in running]
+
+    def _close_sinks(self, sinks) -> None:
+        """Close each, whatever the others do: one output's failure must not cost another its
+        last events."""
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on to the next output
+                log.error("output %s: could not close cleanly: %s", sink.name, shown(exc, 200))
 
     def shutdown(self) -> None:
         """Stop capture, close open tracks with their face_left events, flush every output."""
@@ -249,7 +368,6 @@ class Daemon:
         self.server.stop()
         t = time.monotonic()
         self._emit([self.events.face_left(tr, tr.last_seen) for tr in self.tracker.close_all()])
-        for sink in self.sinks:
-            sink.close()
-        self.sinks = []
+        self._close_sinks(self.outputs())
+        self.sinks = {}
         log.info("edgefer daemon: stopped after %.0f s, %d frames", t - self.started, self.frames)

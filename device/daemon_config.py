@@ -15,9 +15,20 @@ import re
 import tomllib
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from edgefer.errors import EdgeferError, shown
 
@@ -28,11 +39,28 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _absolute(path: Path, info: ValidationInfo | None) -> Path:
+    """`~` expanded; a relative path refused. A relative path would resolve against the daemon's
+    working directory, which under `edgefer deploy` is a release directory that a later deploy
+    prunes, taking the events and the spool with it. Validated on the workstation for a device
+    (context `{"device": True}`), `~` stays: it is the device user's home, not this one's."""
+    on_device = bool(info and info.context and info.context.get("device"))
+    if not (on_device and path.parts[:1] == ("~",)):
+        path = path.expanduser()
+    if not path.is_absolute() and path.parts[:1] != ("~",):
+        raise ValueError(f"expected an absolute path or one starting with ~/, got {path}")
+    return path
+
+
+# Where the daemon writes or reads state: `~/edgefer/events.jsonl` means the daemon user's home.
+StatePath = Annotated[Path, AfterValidator(_absolute)]
+
+
 class SourceConfig(Section):
     """A camera index, /dev/videoN, an RTSP/HTTP URL, a video file, or "picamera2"."""
 
     uri: str = "0"
-    loop: bool = False  # restart a video file at its end (tests, demos)
+    loop: bool = False  # restart a video file at its end (tests, demos); no effect on a camera
     # A video file plays at its own frame rate, as a camera would deliver it; false: every frame,
     # as fast as the daemon processes them (benchmarks, a batch run over recorded video).
     pace: bool = True
@@ -61,7 +89,7 @@ class EventsConfig(Section):
 
 
 class JsonlConfig(Section):
-    path: Path
+    path: StatePath
     max_bytes: int = Field(10_000_000, ge=1024)
     backups: int = Field(5, ge=0)
 
@@ -73,17 +101,47 @@ class MqttConfig(Section):
     client_id: str | None = None
     username: str | None = None
     password: SecretStr | None = None  # from password_file or EDGEFER_OUTPUTS__MQTT__PASSWORD
-    password_file: Path | None = None
+    password_file: StatePath | None = None
     tls: bool = False
-    ca_file: Path | None = None
-    spool_dir: Path = Path("/var/lib/edgefer/spool")
+    ca_file: StatePath | None = None
+    spool_dir: StatePath = Path("/var/lib/edgefer/spool")
     spool_max_bytes: int = Field(50_000_000, ge=1024)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _plain_topic(cls, prefix: str) -> str:
+        """A wildcard in a topic that is published to makes the broker refuse every publish
+        (MQTT 3.1.1, 4.7.1); paho would only log it, so nothing would ever be delivered."""
+        if not prefix or "+" in prefix or "#" in prefix or "\0" in prefix:
+            raise ValueError(f"expected a topic without + or # (and not empty), got {prefix!r}")
+        return prefix
 
 
 class WebhookConfig(Section):
-    url: str = Field(pattern=r"^https?://")
+    url: str
     timeout: float = Field(5, gt=0)
     retries: int = Field(5, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _postable(cls, url: str) -> str:
+        """Checked here, not at the first POST: urllib would refuse it then with an error that
+        quotes the URL, secret path and all, into the log."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("expected an http:// or https:// URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL with a host")
+        if not url.isprintable() or " " in url:
+            raise ValueError("the URL has spaces or control characters; percent-encode them")
+        if parts.username is not None:
+            raise ValueError(
+                "user:password@ in a webhook URL is never sent; put the secret "
+                "in the path or query, as webhook services do"
+            )
+        return url
 
 
 class OutputsConfig(Section):
@@ -96,8 +154,20 @@ class ServerConfig(Section):
     bind: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     token: SecretStr | None = None  # required for any non-loopback bind
-    token_file: Path | None = None
+    token_file: StatePath | None = None
     preview: bool = False  # the annotated camera image on the status page
+    # Host names the server answers to besides IP addresses, localhost and this machine's name
+    # (and NAME.local): a request for any other name is refused, so a web page cannot reach
+    # the server through DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        """An empty token would turn authentication off while looking like it is on."""
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("the token is empty: put a long random secret in token_file")
+        return token
 
     @model_validator(mode="after")
     def _token_off_loopback(self):
@@ -131,13 +201,33 @@ class DaemonConfig(Section):
         """The resolved config as JSON-ready data, secrets shown as '***'."""
         data = json.loads(self.model_dump_json())  # SecretStr dumps as '**********'
         data["source"]["uri"] = redact_uri(self.source.uri)
+        if self.outputs.webhook is not None:
+            data["outputs"]["webhook"]["url"] = redact_url(self.outputs.webhook.url)
         return data
 
 
 def redact_uri(uri: str) -> str:
-    """`uri` with the password in it, if any, shown as ***: network cameras are commonly
-    rtsp://user:password@host/..., and the URI goes to logs, /status and --print-config."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", uri, flags=re.IGNORECASE)
+    """`uri` with the password in it, if any, and its query shown as ***: network cameras are
+    commonly rtsp://user:password@host/... or http://host/video?user=..&pwd=.., and the URI
+    goes to logs, /status and --print-config."""
+    # The password runs to the last @ before the path: FFmpeg reads rtsp://u:p@ss@cam/ that way.
+    uri = re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/?#]*@", r"\1:***@", uri, flags=re.IGNORECASE)
+    return re.sub(r"\?.*$", "?***", uri) if "://" in uri else uri
+
+
+def redact_url(url: str) -> str:
+    """A webhook URL as logs may show it: scheme and host only. Webhook services put the secret
+    in the path (Slack's /services/T../B../<secret>, Discord's /api/webhooks/<id>/<token>) or
+    the query, so both are masked (user:password@ is refused in the config)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    host = f"[{host}]" if ":" in host else host
+    rest = "/***" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 SECRET_KEYS = {("outputs", "mqtt", "password"), ("server", "token")}
@@ -166,30 +256,67 @@ def load_config(
         keys = tuple(key.strip().split("."))
         if not sep or not all(keys):
             raise EdgeferError(f"--set {shown(item)}: expected key.path=value")
-        if keys in SECRET_KEYS:
+        _set(data, keys, value, f"--set {key}")
+        if _holds_secret(data, keys):
             raise EdgeferError(
                 f"--set {key}: secrets never go on the command line (they show in "
                 f"ps and shell history); use a *_file key or the environment"
             )
-        _set(data, keys, value, f"--set {key}")
     try:
         config = DaemonConfig.model_validate(_with_secret_files(data))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         origin = f"{path}: " if path is not None else ""
-        raise EdgeferError(f"{origin}key {shown(where)}: {shown(err['msg'], 200)}") from None
+        raise EdgeferError(origin + validation_message(exc)) from None
     return config
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first problem as one line: `key a.b: what was expected`. A required key reported
+    missing next to an unknown key in the same table is most likely a misspelling, so the line
+    names both (`hots = ...` for `host`)."""
+    errors = exc.errors()
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    line = f"key {shown(where)}: {shown(err['msg'], 200)}"
+    if err["type"] == "missing":
+        unknown = [
+            ".".join(str(p) for p in e["loc"])
+            for e in errors
+            if e["type"] == "extra_forbidden" and e["loc"][:-1] == err["loc"][:-1]
+        ]
+        if unknown:
+            line += f" (and {', '.join(shown(u) for u in unknown)} is not a known key: misspelt?)"
+    return line
+
+
+def _holds_secret(data: dict, keys: tuple[str, ...]) -> bool:
+    """Whether the override at `keys` set a secret, directly or inside a table value
+    (`--set 'server={token="..."}'`)."""
+    for secret in SECRET_KEYS:
+        if secret[: len(keys)] != keys and keys[: len(secret)] != secret:
+            continue
+        node = data
+        for k in secret:
+            if not isinstance(node, dict) or k not in node:
+                break
+            node = node[k]
+        else:
+            return True
+    return False
 
 
 def _set(data: dict, keys: tuple[str, ...], value: str, origin: str) -> None:
     """Put a text value at a key path; TOML syntax is tried first so numbers and booleans keep
-    their types (EDGEFER_THREADS=2 is the integer 2)."""
+    their types (EDGEFER_THREADS=2 is the integer 2). A secret is raw text, always: an all-digit
+    password stays a string, and quotes in it are part of it."""
     node = data
     for k in keys[:-1]:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise EdgeferError(f"{origin}: {'.'.join(keys)} goes through a value, not a table")
+    if keys in SECRET_KEYS:
+        node[keys[-1]] = value
+        return
     try:
         node[keys[-1]] = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
@@ -204,10 +331,13 @@ def _with_secret_files(data: dict) -> dict:
             node = node.get(k, {}) if isinstance(node, dict) else {}
         file = node.get(f"{key}_file") if isinstance(node, dict) else None
         if file and key not in node:
+            where = f"{'.'.join(section)}.{key}_file"
             try:
-                node[key] = Path(file).read_text(encoding="utf-8").strip()
+                file = _absolute(Path(str(file)), None)
+            except ValueError as exc:
+                raise EdgeferError(f"key {where}: {exc}") from None
+            try:
+                node[key] = file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise EdgeferError(
-                    f"{file}: cannot read the {'.'.join(section)}.{key}_file ({exc.strerror})"
-                ) from None
+                raise EdgeferError(f"{file}: cannot read the {where} ({exc.strerror})") from None
     return data

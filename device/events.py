@@ -4,10 +4,15 @@
     expression_changed  a track's smoothed label changed and held for `min_hold` seconds
     face_left           a track closed: how long it was seen, and its share of time per expression
     summary             every `summary_interval` seconds: counts and mean FPS
+    source_up           frames flow: after the start, and after the source was down
+    source_down         no frame for `stall_seconds` (camera unplugged, stream gone), and why
 
-Each event has a unique id (consumers deduplicate on it after a redelivery), a sequence number
-that only grows (order), wall-clock and monotonic timestamps, and, for track events, the track
-id, box and smoothed scores.
+Each event has a unique id (consumers deduplicate on it after a redelivery), the id of the run that
+made it and a sequence number that starts at 1 in each run and grows by exactly 1 (so a consumer
+sees order, and a gap in (run, seq) is a lost event; a new run id is a restart), wall-clock and
+monotonic timestamps, and, for track events, the track id, box and smoothed scores. Tracks do
+not outlive a run: a run that ended without its face_left events (killed, power cut) left its
+tracks closed at its last event.
 """
 
 from __future__ import annotations
@@ -38,11 +43,11 @@ class EventBuilder:
         min_hold: float = 1.0,
         summary_interval: float = 60.0,
         wall_clock=time.time,
-        start_seq: int = 0,
     ):
         self.labels, self.min_hold, self.summary_interval = labels, min_hold, summary_interval
         self.wall_clock = wall_clock
-        self.seq = start_seq
+        self.run = uuid.uuid4().hex[:12]  # this process's events, told apart from the last run's
+        self.seq = 0
         self.reported: dict[int, _Reported] = {}
         self.counts: Counter = Counter()
         self.frames = 0
@@ -109,6 +114,14 @@ class EventBuilder:
             )
         ]
 
+    def source(self, t: float, up: bool, uri: str, cause: str | None = None) -> dict:
+        """source_up, or source_down with its cause: "tell me when the camera is offline"."""
+        event = self._base("source_up" if up else "source_down", t)
+        event["source"] = uri
+        if not up:
+            event["cause"] = cause
+        return event
+
     def _summary(self, t: float) -> dict:
         seconds = t - self.last_summary
         event = self._base("summary", t)
@@ -137,6 +150,7 @@ class EventBuilder:
         self.counts[kind] += 1
         return {
             "id": str(uuid.uuid4()),
+            "run": self.run,
             "seq": self.seq,
             "type": kind,
             "time": self.wall_clock(),

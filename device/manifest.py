@@ -9,19 +9,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgefer.device.formats import NAMES
 from edgefer.errors import EdgeferError, shown
 
 FORMAT = "edgefer-bundle/1"
-FORMATS = (
-    "keras",
-    "tflite-fp32",
-    "tflite-fp16",
-    "tflite-dynamic",
-    "tflite-int8",
-    "onnx",
-    "onnx-int8",
-    "edgetpu",
-)
+FORMATS = NAMES  # every format a bundle may list: the rows of device/formats.py
 
 
 class Strict(BaseModel):

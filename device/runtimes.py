@@ -7,9 +7,7 @@ model itself declares (the manifest records the same numbers for people and tool
 
 from __future__ import annotations
 
-import importlib
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -30,7 +28,9 @@ def as_class_probs(out: np.ndarray) -> np.ndarray:
 
 
 def tflite_module():
-    """The TFLite interpreter module: ai-edge-litert, else tflite-runtime, else TensorFlow's."""
+    """The TFLite interpreter module: ai-edge-litert (a base dependency), else tflite-runtime
+    where that is what is installed. Never TensorFlow's tf.lite: device/ must run, and be
+    tested, without TensorFlow."""
     try:
         from ai_edge_litert import interpreter
 
@@ -42,19 +42,9 @@ def tflite_module():
 
         return interpreter
     except ImportError:
-        pass
-    try:
-        # Last resort, off the Pi: TensorFlow's own interpreter (imported only here, on demand).
-        tf = importlib.import_module("tensorflow")
-    except ImportError:
         raise EdgeferError(
             "no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)"
         ) from None
-    warnings.warn(
-        "using tf.lite: this pulls in all of TensorFlow; install ai-edge-litert instead",
-        stacklevel=2,
-    )
-    return tf.lite
 
 
 class Runtime(ABC):

@@ -15,30 +15,41 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
+import socket
+import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from edgefer.device.daemon_config import ServerConfig
+from edgefer.errors import EdgeferError, shown
 
+log = logging.getLogger("edgefer.daemon")
 STAGE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)  # milliseconds
+CLIENT_TIMEOUT = 10.0  # seconds a client may take over one read or write of its request
+MAX_CONNECTIONS = 64  # beyond this, the oldest connection still sending its request is cut
+LISTEN_BACKLOG = 128
 ENDPOINTS = b"not found: /, /healthz, /metrics, /status, /preview.jpg (with preview = true)\n"
 
 
 class Metrics:
-    """Every number /metrics shows; the daemon updates them as it works."""
+    """Every number /metrics shows; the daemon updates them as it works. `outputs()` gives the
+    running sinks, read at each scrape (a reload may replace them)."""
 
-    def __init__(self, model: str, backend: str):
+    def __init__(self, outputs):
         self.registry = CollectorRegistry()
-        labels = {"model": model, "backend": backend}
         r = self.registry
         self.frames = Counter("edgefer_frames", "Frames processed", registry=r)
-        self.fps = Gauge("edgefer_fps", "Frames processed per second, last summary", registry=r)
+        self.fps = Gauge("edgefer_fps", "Frames processed per second, last 5 s", registry=r)
         self.faces = Counter("edgefer_faces", "Faces detected", registry=r)
         self.tracks = Gauge("edgefer_tracks_open", "Open face tracks", registry=r)
         self.events = Counter("edgefer_events", "Events produced", ["type"], registry=r)
@@ -48,7 +59,6 @@ class Metrics:
         self.reconnects = Gauge(
             "edgefer_source_reconnects", "Times the source was reopened", registry=r
         )
-        self.spool = Gauge("edgefer_spool_depth", "Events waiting in the MQTT spool", registry=r)
         self.stage = Histogram(
             "edgefer_stage_ms",
             "Per-stage latency (ms)",
@@ -56,31 +66,171 @@ class Metrics:
             buckets=STAGE_BUCKETS,
             registry=r,
         )
-        info = Gauge("edgefer_info", "The model and backend in use", list(labels), registry=r)
-        info.labels(**labels).set(1)
+        self.info = Gauge(
+            "edgefer_info",
+            "The bundle, model and backend in use",
+            ["bundle", "model", "backend"],
+            registry=r,
+        )
+        r.register(_OutputsCollector(outputs))
+
+    def describe(self, bundle: str, model: str, backend: str) -> None:
+        self.info.clear()
+        self.info.labels(bundle=bundle, model=model, backend=backend).set(1)
+
+
+class _OutputsCollector:
+    """The outputs' queues and losses, per output: edgefer_spool_depth (events waiting, summed,
+    as before) and edgefer_events_dropped{output} (events an output gave up on since start)."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def collect(self):
+        sinks = self.outputs()
+        yield GaugeMetricFamily(
+            "edgefer_spool_depth",
+            "Events waiting in the outputs' queues and spool",
+            value=sum(s.depth() for s in sinks),
+        )
+        dropped = CounterMetricFamily(
+            "edgefer_events_dropped",
+            "Events an output dropped (full disk, queue, retries)",
+            labels=["output"],
+        )
+        for sink in sinks:
+            dropped.add_metric([sink.name], sink.dropped())
+        yield dropped
+
+
+@dataclass(frozen=True)
+class _Access:
+    """Who may ask: swapped whole on a SIGHUP, so a request never sees half of a new config."""
+
+    authorization: bytes | None  # the exact Authorization header expected, as bytes
+    hosts: frozenset[str]  # names the Host header may carry (IP addresses are always fine)
+    preview: bool
+
+    @classmethod
+    def of(cls, config: ServerConfig) -> _Access:
+        token = config.token.get_secret_value() if config.token else None
+        name = socket.gethostname().lower()
+        hosts = {"localhost", name, f"{name}.local", config.bind.lower()}
+        return cls(
+            None if token is None else f"Bearer {token}".encode(),
+            frozenset(hosts | {h.lower().rstrip(".") for h in config.allowed_hosts}),
+            config.preview,
+        )
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, but never unbounded: each socket read or write times out after
+    CLIENT_TIMEOUT, and past MAX_CONNECTIONS the oldest connection that has not yet sent its whole
+    request is cut. So clients that send half a request and go silent cannot hold threads and
+    file descriptors, and /healthz keeps answering a supervisor while they try."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address, handler, access: _Access):
+        self.access = access
+        self._open: dict[socket.socket, bool] = {}  # oldest first -> request received
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        with self._open_lock:
+            if len(self._open) >= MAX_CONNECTIONS:
+                idle = [sock for sock, busy in self._open.items() if not busy]
+                victim = (idle or list(self._open))[0]
+                del self._open[victim]
+                try:
+                    victim.shutdown(socket.SHUT_RDWR)  # its thread's read returns, and it ends
+                except OSError:
+                    pass
+            self._open[request] = False
+        super().process_request(request, client_address)
+
+    def request_received(self, request) -> None:
+        with self._open_lock:
+            if request in self._open:
+                self._open[request] = True
+
+    def shutdown_request(self, request):
+        with self._open_lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """One line, never a traceback: a client that hangs up mid-response is normal."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("status server: %s dropped the connection (%s)", client_address[0], exc)
+        else:
+            log.warning(
+                "status server: a request from %s failed: %s: %s",
+                client_address[0],
+                type(exc).__name__,
+                shown(exc, 200),
+            )
 
 
 class StatusServer:
     """Serves the endpoints from a thread; `status()`, `healthy()` and `preview()` (JPEG bytes,
-    None before the first frame) come from the daemon."""
+    None before the first frame) come from the daemon. Binding happens here, in the
+    constructor, so a port in use is an error before anything else changes."""
 
     def __init__(self, config: ServerConfig, metrics: Metrics, status, healthy, preview):
-        token = config.token.get_secret_value() if config.token else None
-        handler = _handler(metrics, status, healthy, preview if config.preview else None, token)
-        self.httpd = ThreadingHTTPServer((config.bind, config.port), handler)
-        self.httpd.daemon_threads = True
+        self.config = config
+        handler = _handler(metrics, status, healthy, preview)
+        try:
+            self.httpd = _BoundedServer((config.bind, config.port), handler, _Access.of(config))
+        except OSError as exc:
+            raise EdgeferError(
+                f"server: cannot listen on {config.bind}:{config.port} ({exc.strerror or exc})"
+            ) from None
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, name="edgefer-status", daemon=True
         )
+
+    def listens_as(self, config: ServerConfig) -> bool:
+        """Whether `config` asks for this server's socket (then a reload reconfigures it in place:
+        a new server could not bind the port this one holds)."""
+        return (config.bind, config.port) == (self.config.bind, self.config.port)
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """New token, host names and preview setting for the next request, on the same socket."""
+        self.httpd.access = _Access.of(config)
+        self.config = config
 
     def start(self) -> StatusServer:
         self.thread.start()
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self.thread.is_alive():
+            self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def host_allowed(host_header: str | None, hosts: frozenset[str]) -> bool:
+    """Whether a request's Host header names this server. A page on another site that reaches
+    127.0.0.1 by DNS rebinding still sends its own name, so names must be known ones; an IP
+    address cannot be rebound, and a client without a Host header is not a browser."""
+    if not host_header:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        name = host[1 : host.find("]")]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    try:
+        ip_address(name)
+        return True
+    except ValueError:
+        return name in hosts
 
 
 def page() -> tuple[bytes, str]:
@@ -104,12 +254,20 @@ def page() -> tuple[bytes, str]:
     return html.encode(), csp
 
 
-def _handler(metrics: Metrics, status, healthy, preview, token: str | None):
+def _handler(metrics: Metrics, status, healthy, preview):
     html, csp = page()
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT
+
         def do_GET(self):
+            self.server.request_received(self.request)
+            access: _Access = self.server.access
             path = urlsplit(self.path).path
+            if not host_allowed(self.headers.get("Host"), access.hosts):
+                return self._send(
+                    403, "text/plain", b"unknown host name: add it to server.allowed_hosts\n"
+                )
             if path == "/":
                 return self._send(
                     200,
@@ -117,8 +275,11 @@ def _handler(metrics: Metrics, status, healthy, preview, token: str | None):
                     html,
                     {"Content-Security-Policy": csp, "Referrer-Policy": "no-referrer"},
                 )
-            if token is not None and not hmac.compare_digest(
-                self.headers.get("Authorization", ""), f"Bearer {token}"
+            # Bytes on both sides: compare_digest refuses non-ASCII str. The header arrived as
+            # latin-1 text, which encodes back to the bytes sent; the token is UTF-8.
+            sent = self.headers.get("Authorization", "").encode("latin-1", "replace")
+            if access.authorization is not None and not hmac.compare_digest(
+                sent, access.authorization
             ):
                 return self._send(401, "text/plain", b"bearer token required\n")
             if path == "/healthz":
@@ -131,7 +292,7 @@ def _handler(metrics: Metrics, status, healthy, preview, token: str | None):
             if path == "/status":
                 body = json.dumps(status(), indent=1).encode()
                 return self._send(200, "application/json", body)
-            if path == "/preview.jpg" and preview is not None:
+            if path == "/preview.jpg" and access.preview:
                 jpeg = preview()
                 if jpeg is None:
                     return self._send(503, "text/plain", b"no frame yet\n")

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from edgefer.atomic import write_text
 from edgefer.data import FerData
+from edgefer.device.formats import FLOAT_REFERENCES
 from edgefer.device.manifest import load_manifest
 from edgefer.device.stats import latency_ms
 from edgefer.errors import EdgeferError
@@ -17,8 +20,6 @@ from edgefer.evaluate import NotRunnableHere, bundle_runtime, evaluate_probs, sc
 from edgefer.labels import parse_task
 from edgefer.preprocess import Preprocessing
 from edgefer.train.data import task_part
-
-FLOAT_REFERENCES = ("keras", "tflite-fp32", "onnx")
 
 
 def benchmark(
@@ -38,6 +39,27 @@ def benchmark(
         bundle_dir, part.images, part.labels, threads, latency_runs, formats, log
     )
     return {**result, "split": split}
+
+
+def run_benchmark(
+    bundle_dir: str | Path,
+    data: FerData,
+    split: str,
+    max_drop: float,
+    threads: int = 1,
+    latency_runs: int = 100,
+    formats: list[str] | None = None,
+    record: bool = False,
+    log=print,
+) -> dict:
+    """The accuracy-drop gate: `benchmark`, plus `max_drop` and `failed` (why the gate fails, see
+    gate_failures; empty when it passes). `record` keeps it in BUNDLE/benchmark.json (convert
+    --eval-data does)."""
+    result = benchmark(bundle_dir, data, split, threads, latency_runs, formats, log)
+    result["max_drop"], result["failed"] = max_drop, gate_failures(result, max_drop)
+    if record:
+        write_text(Path(bundle_dir) / "benchmark.json", json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def score_formats(

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from edgefer import calibration
 from edgefer.bundled import default_bundle
+from edgefer.device.formats import HOST_INT8
 from edgefer.errors import EdgeferError
 from edgefer.labels import parse_task
 from edgefer.preprocess import Preprocessing
 
-FORMATS = ("tflite-int8", "onnx-int8")
+FORMATS = HOST_INT8  # the int8 formats any machine runs: tflite-int8, onnx-int8
 
 
 def faces_and_calibration(data_path: str | None, source_model: Path):

@@ -199,3 +199,20 @@ def known_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def known_csv(known_bundle) -> Path:
     return known_bundle.parent / "known.csv"
+
+
+# The suite's tiers (README "Tests"): `-m "not services and not emulated and not field"` is the
+# fast loop. CI, and the README's test command, run every tier.
+TIER_OF_FOLDER = {"deploy": "services", "arm64": "emulated", "field": "field"}
+SERVICE_FIXTURES = {"broker", "browser"}  # a real Mosquitto, a real chromium
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).parent
+    for item in items:
+        folder = Path(item.path).relative_to(tests).parts[0]
+        tier = TIER_OF_FOLDER.get(folder)
+        if tier is None and SERVICE_FIXTURES & set(item.fixturenames):
+            tier = "services"
+        if tier is not None:
+            item.add_marker(tier)

@@ -1,1 +1,1 @@
-"""Where the daemon's events go: one small sink per destination, all with send(event) and close()."""
+"""Where the daemon's events go: one `Sink` per destination (see base.py for the contract)."""

@@ -5,108 +5,214 @@ event, waits for the broker's PUBACK, and only then removes it. So the order hol
 outage only delays delivery, and a daemon killed with the broker down delivers the spooled
 events after its restart (consumers deduplicate on the event id: QoS 1 is at-least-once).
 
+The connection is logged when it changes (refused and why, lost, back) and shown in status();
+a full spool disk costs the oldest events, counted, not the daemon.
+
 Topics (Frigate's convention of a prefix and a retained availability topic):
     <prefix>/available       "online" (retained) while connected; "offline" via the last will
     <prefix>/events/<type>   every event as JSON
+    <prefix>/source          "online" / "offline" (retained): the camera's state, as the last
+                             source_up / source_down event said, so a subscriber that comes
+                             later still learns that the camera is offline
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import sqlite3
+import sys
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 
 from edgefer.device.daemon_config import MqttConfig
+from edgefer.device.outputs.base import Health, Sink, one_line, state_of
 from edgefer.device.outputs.spool import Spool
+from edgefer.errors import EdgeferError
 
-PUBACK_TIMEOUT = 5.0
+# paho doubles the wait between reconnect attempts up to this. Capped low: after a broker
+# outage, delivery resumes at most this long after the broker is back (at 30 s it took 21 s).
+MAX_RECONNECT_DELAY = 5
+SPOOLED = "events stay spooled until it connects"
+SOURCE_STATE = {"source_up": b"online", "source_down": b"offline"}
 
 
-class MqttSink:
+class MqttSink(Sink):
+    name = "mqtt"
+
     def __init__(self, config: MqttConfig):
-        self.config = config
         self.spool = Spool(config.spool_dir / "mqtt.sqlite", config.spool_max_bytes)
+        super().__init__(f"mqtt spool {self.spool.path}")
+        self.config = config
+        self.address = f"{config.host}:{config.port}"
         self.available = f"{config.topic_prefix}/available"
+        self.source_topic = f"{config.topic_prefix}/source"
+        try:
+            self.client = self._client(config)
+        except EdgeferError:
+            self.spool.close()
+            raise
+        self.link = Health("mqtt", "connecting")
+        self.memory = Health("mqtt spool", "ok")
+        if self.spool.in_memory:
+            self.memory.fail(
+                "spool_in_memory",
+                f"{self.spool.path}: {self.spool.in_memory}",
+                "spooling in memory until the daemon restarts (a restart loses what is not "
+                "yet delivered)",
+            )
+        # PUBACKed message ids. paho calls on_publish holding its own message lock, which
+        # publish() needs too: a queue (never held while waiting) cannot deadlock with it.
+        self.acks: queue.Queue[int] = queue.Queue()
+        self.connected = threading.Event()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.flush_seconds = 2.0  # how long close() waits for the spool to empty
+        self.sender = threading.Thread(target=self._send_loop, name="edgefer-mqtt", daemon=True)
+
+    def _client(self, config: MqttConfig) -> mqtt.Client:
+        """A client set up but not connected (start() connects)."""
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id or "")
         client.will_set(self.available, "offline", qos=1, retain=True)
         if config.username:
             password = config.password.get_secret_value() if config.password else None
             client.username_pw_set(config.username, password)
         if config.tls:
-            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+            try:
+                client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
+            except (OSError, ValueError) as exc:
+                raise EdgeferError(
+                    f"{config.ca_file}: cannot load the CA certificates ({one_line(exc)})"
+                ) from None
+        client.reconnect_delay_set(min_delay=1, max_delay=MAX_RECONNECT_DELAY)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        # PUBACKed message ids. paho calls on_publish holding its own message lock, which
-        # publish() needs too: a queue (never held while waiting) cannot deadlock with it.
-        self.acks: queue.Queue[int] = queue.Queue()
-        self.client = client
-        self.connected = threading.Event()
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        client.connect_async(config.host, config.port, keepalive=30)
-        client.loop_start()
-        self.sender = threading.Thread(target=self._send_loop, name="edgefer-mqtt", daemon=True)
+        return client
+
+    def start(self) -> None:
+        self.spool.recount()
+        self.client.connect_async(self.config.host, self.config.port, keepalive=30)
+        self.client.loop_start()
         self.sender.start()
 
     def _on_connect(self, client, userdata, flags, reason, properties):
-        if not reason.is_failure:
-            client.publish(self.available, "online", qos=1, retain=True)
-            self.connected.set()
-            self.wake.set()
+        if reason.is_failure:  # CONNACK refused: bad credentials, client id, protocol
+            self.link.fail(
+                "disconnected", f"connection refused by {self.address}: {reason}", SPOOLED
+            )
+            return
+        client.publish(self.available, "online", qos=1, retain=True)
+        self.connected.set()
+        self.wake.set()
+        self.link.recover("connected", f"connected to {self.address}")
+
+    def _on_connect_fail(self, client, userdata):
+        """No connection (refused, unreachable, TLS). paho calls this inside its `except
+        OSError` without passing the error on: sys.exception() is that error."""
+        exc = sys.exception()
+        cause = one_line(exc) if exc else "failed"
+        self.link.fail("disconnected", f"cannot connect to {self.address}: {cause}", SPOOLED)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
+        was_connected = self.connected.is_set()
         self.connected.clear()
+        if was_connected and not self.stopping.is_set():
+            why = f" ({reason})" if flags.is_disconnect_packet_from_server else ""
+            self.link.fail("disconnected", f"connection to {self.address} lost{why}", SPOOLED)
 
     def _on_publish(self, client, userdata, mid, reason, properties):
         self.acks.put(mid)
 
-    def send(self, event: dict) -> None:
+    def _store(self, event: dict) -> sqlite3.Error | None:
         topic = f"{self.config.topic_prefix}/events/{event['type']}"
-        self.spool.append(topic, json.dumps(event, separators=(",", ":")).encode())
+        full = self.spool.append(topic, json.dumps(event, separators=(",", ":")).encode())
         self.wake.set()
+        return full
 
     def _send_loop(self) -> None:
         while not self.stopping.is_set():
-            item = self.spool.peek() if self.connected.is_set() else None
-            if item is None:
-                self.wake.wait(0.5)
-                self.wake.clear()
-                continue
-            item_id, topic, payload = item
-            while not self.acks.empty():  # acks of the status messages
-                self.acks.get_nowait()
-            mid = self.client.publish(topic, payload, qos=1).mid
-            # Wait for this message's PUBACK. If the connection drops meanwhile, paho keeps the
-            # message and resends it after the reconnect: publishing it again ourselves would
-            # duplicate it.
-            while not self.stopping.is_set():
-                try:
-                    if self.acks.get(timeout=0.5) == mid:
-                        self.spool.remove(item_id)
-                        break
-                except queue.Empty:
-                    continue
+            try:
+                self._send_oldest()
+            except sqlite3.Error as exc:  # the spool's disk: retried, never the sender's end
+                self.writing.fail(state_of(exc), one_line(exc), "delivery waits for it")
+                self.stopping.wait(1)
+            except Exception as exc:  # noqa: BLE001 - a message paho refuses: the same
+                self.link.fail("failing", f"cannot publish: {one_line(exc)}", SPOOLED)
+                self.stopping.wait(1)
+
+    def _send_oldest(self) -> None:
+        item = self.spool.peek() if self.connected.is_set() else None
+        if item is None:
+            self.wake.wait(0.5)
+            self.wake.clear()
+        elif self._publish(item[1], item[2]):
+            self._remove(item[0])
+            state = SOURCE_STATE.get(item[1].rpartition("/")[2])
+            if state is not None:  # after its event, so the two never disagree for long
+                self.client.publish(self.source_topic, state, qos=1, retain=True)
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        """Publish and wait for the PUBACK; False if stopping first. If the connection drops
+        meanwhile, paho keeps the message and resends it after the reconnect: publishing it
+        again ourselves would duplicate it."""
+        while not self.acks.empty():  # acks of the status messages
+            self.acks.get_nowait()
+        mid = self.client.publish(topic, payload, qos=1).mid
+        while not self.stopping.is_set():
+            with contextlib.suppress(queue.Empty):
+                if self.acks.get(timeout=0.5) == mid:
+                    return True
+        return False
+
+    def _remove(self, item_id: int) -> None:
+        """Remove a delivered event, retrying while the spool's disk refuses: publishing it
+        again instead would deliver it twice."""
+        while True:
+            try:
+                self.spool.remove(item_id)
+                return
+            except sqlite3.Error as exc:
+                self.writing.fail(state_of(exc), one_line(exc), "delivery waits for it")
+                if self.stopping.wait(1):
+                    return
 
     def depth(self) -> int:
         return self.spool.depth()
 
-    def close(self, flush_seconds: float = 2.0) -> None:
-        """Deliver what the spool holds (briefly), say offline, disconnect; the rest stays spooled."""
-        deadline = threading.Event()
-        timer = threading.Timer(flush_seconds, deadline.set)
-        timer.start()
-        while self.connected.is_set() and self.spool.depth() and not deadline.is_set():
-            deadline.wait(0.05)
-        timer.cancel()
-        self.stopping.set()
-        self.wake.set()
-        self.sender.join(PUBACK_TIMEOUT + 1)
-        if self.connected.is_set():
-            self.client.publish(self.available, "offline", qos=1, retain=True).wait_for_publish(2)
-        self.client.disconnect()
-        self.client.loop_stop()
-        self.spool.close()
+    def dropped(self) -> int:
+        return self.unstored + self.spool.evicted
+
+    def _health(self) -> Health:
+        return next(
+            h for h in (self.writing, self.memory, self.link) if h.failing or h is self.link
+        )
+
+    def _close(self) -> None:
+        """Deliver what the spool holds (briefly), say offline, disconnect; the rest stays
+        spooled."""
+        try:
+            self._flush()
+            self.stopping.set()
+            self.wake.set()
+            if self.sender.is_alive():
+                self.sender.join(5)  # it sees `stopping` within a second
+            if self.connected.is_set():
+                with contextlib.suppress(RuntimeError, ValueError):  # the connection went
+                    self.client.publish(
+                        self.available, "offline", qos=1, retain=True
+                    ).wait_for_publish(2)
+            self.client.disconnect()
+            self.client.loop_stop()
+        finally:
+            self.spool.close()
+
+    def _flush(self) -> None:
+        """Wait up to flush_seconds for the sender to empty the spool, while connected."""
+        end = time.monotonic() + self.flush_seconds
+        while self.connected.is_set() and self.spool.depth() and time.monotonic() < end:
+            time.sleep(0.05)

@@ -42,6 +42,19 @@ def resolve_bundle(value: str | Path | None) -> Path:
     return bundled_path(value) if isinstance(value, str) and value in NAMES else Path(value)
 
 
+def bundle_name(path: Path) -> str:
+    """What to call the bundle in `path`: the bundled name whose manifest it has byte for byte
+    (a deployed copy of edge-fast lives in a folder called `bundle`, and its arch is `edge`,
+    like edge's), else the folder's name."""
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        data = manifest.read_bytes()
+        for name in NAMES:
+            if (bundled_path(name) / "manifest.json").read_bytes() == data:
+                return name
+    return path.resolve().name
+
+
 def bundled_results(name: str = DEFAULT) -> dict | None:
     """{format: top-1} and the split, from the bundle's recorded benchmark (None if absent)."""
     path = bundled_path(name) / "benchmark.json"

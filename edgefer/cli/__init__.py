@@ -10,14 +10,19 @@ import click
 
 from edgefer import __version__
 from edgefer.allocator import reexec_with_tcmalloc
+from edgefer.cli.benchmark_cmd import benchmark_cmd
 from edgefer.cli.calib_cmd import calib
-from edgefer.cli.convert_cmd import benchmark_cmd, convert
+from edgefer.cli.convert_cmd import convert
 from edgefer.cli.daemon_cmd import daemon
 from edgefer.cli.data_cmd import data
 from edgefer.cli.demo_cmd import demo
 from edgefer.cli.deploy_cmd import deploy
 from edgefer.cli.device_cmd import bench, detect
-from edgefer.cli.train_cmd import evaluate, models, sweep, teach, train
+from edgefer.cli.evaluate_cmd import evaluate
+from edgefer.cli.models_cmd import models
+from edgefer.cli.sweep_cmd import sweep
+from edgefer.cli.teach_cmd import teach
+from edgefer.cli.train_cmd import train
 from edgefer.errors import EdgeferError
 
 

@@ -64,3 +64,19 @@ def bundle_param(ctx, param, value):
             f"{value}: a file; expected a bundle directory or one of {', '.join(NAMES)}"
         )
     return path
+
+
+def comma_list(value: str) -> list[str]:
+    """A comma-separated option's items, stripped, empty ones left out."""
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def apply_options(options):
+    """Decorate a command with a list of click options, in the list's order."""
+
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return deco

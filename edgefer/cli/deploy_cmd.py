@@ -8,6 +8,8 @@ before any host is touched).
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import click
@@ -72,6 +74,11 @@ def host_options(f):
             show_default=True,
             help="Seconds to wait for a device to answer.",
         ),
+        click.option(
+            "--verbose",
+            is_flag=True,
+            help="Show other libraries' warnings too (asyncssh's, cryptography's).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -87,10 +94,21 @@ health_option = click.option(
 )
 
 
+def _quiet(verbose: bool) -> None:
+    """Keep other libraries' warnings off the terminal unless --verbose (here or `edgefer
+    --verbose`): asyncssh with a current `cryptography` says ten times, on import, that DSA is
+    deprecated, which nobody deploying can act on. edgefer's own warnings still show."""
+    if verbose or os.environ.get("EDGEFER_VERBOSE"):
+        return
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"edgefer(\.|$)")
+
+
 def _setup(kw, dry_run=False, config=None):
     from edgefer.deploy.hosts import resolve_targets
     from edgefer.deploy.ssh import Trust
 
+    _quiet(kw["verbose"])
     targets = resolve_targets(
         kw["hosts"],
         kw["inventory"],
@@ -177,10 +195,13 @@ def push(bundle, config, service, offline, dry_run, health_timeout, keep, wheel,
     release, start the daemon, check /healthz, roll back on failure."""
     from edgefer.deploy.fleet import run_on_hosts
     from edgefer.deploy.push import Deploy, DeployOptions, Wheels
-    from edgefer.deploy.release import verify_bundle
+    from edgefer.deploy.release import EDGEFER_WHEEL, verify_bundle
     from edgefer.deploy.wheel import edgefer_wheel
+    from edgefer.errors import EdgeferError
 
     targets, trust = _setup(kw, dry_run, config)
+    if wheel and not EDGEFER_WHEEL.match(Path(wheel).name):
+        raise EdgeferError(f"--wheel {wheel}: expected the edgefer wheel, edgefer-VERSION-TAGS.whl")
     verified = verify_bundle(bundle)
     configs = Deploy.read_configs(targets, verified)
     wheel = Path(wheel) if wheel else edgefer_wheel(lambda m: _say("*", m))

@@ -4,129 +4,123 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 
 import click
 
 from edgefer.bundled import DEFAULT, NAMES
-from edgefer.cli.common import bundle_param, format_table
+from edgefer.cli.common import apply_options, bundle_param, format_table
 from edgefer.device.backends import PREFERENCES
-from edgefer.errors import EdgeferError
 
-
-def pipeline_options(f):
-    opts = [
-        click.option(
-            "--model",
-            "bundle",
-            metavar="BUNDLE|NAME",
-            callback=bundle_param,
-            help="Bundle directory made by `edgefer convert`, or a bundled model by name: "
-            f"{', '.join(NAMES)} (default: {DEFAULT}).",
-        ),
-        click.option(
-            "--detector",
-            "face_detector",
-            type=click.Choice(["haar", "blazeface"]),
-            default="haar",
-            show_default=True,
-            help="Face detector: OpenCV's Haar cascade (tracked across video frames), or "
-            "BlazeFace from the bundle on every frame.",
-        ),
-        click.option(
-            "--blazeface-range",
-            type=click.Choice(["short", "full"]),
-            default="short",
-            show_default=True,
-            help="BlazeFace model: short range (faces within ~2 m) or full range (~5 m).",
-        ),
-        click.option(
-            "--face-threshold",
-            type=click.FloatRange(0, 1, min_open=True, max_open=True),
-            default=0.5,
-            show_default=True,
-            help="BlazeFace: smallest face confidence kept.",
-        ),
-        click.option(
-            "--backend",
-            type=click.Choice(tuple(PREFERENCES)),
-            default="cpu",
-            show_default=True,
-            help="cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime.",
-        ),
-        click.option("--format", "fmt", help="Force a bundle artifact (e.g. tflite-fp32)."),
-        click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True),
-        click.option(
-            "--delegate-library",
-            help="Delegate shared library (gpu/external, or a non-default libedgetpu).",
-        ),
-        click.option(
-            "--delegate-option",
-            multiple=True,
-            help="key=value for the delegate, e.g. device=usb:0.",
-        ),
-        click.option(
-            "--fallback",
-            type=click.Choice(["cpu"]),
-            help="Run on the CPU if the delegate cannot load.",
-        ),
-        click.option("--providers", help="ONNX Runtime execution providers, comma-separated."),
-        click.option(
-            "--cascade",
-            type=click.Path(dir_okay=False),
-            help="Haar cascade XML (default: OpenCV's frontal face).",
-        ),
-        click.option(
-            "--scale-factor",
-            type=click.FloatRange(min=1, min_open=True),
-            default=1.1,
-            show_default=True,
-            help="Step between the face sizes searched (> 1).",
-        ),
-        click.option("--min-neighbors", type=click.IntRange(min=0), default=5, show_default=True),
-        click.option(
-            "--min-size",
-            type=click.IntRange(min=1),
-            default=48,
-            show_default=True,
-            help="Smallest face, pixels.",
-        ),
-        click.option(
-            "--max-size",
-            type=click.IntRange(min=0),
-            default=0,
-            help="Largest face, pixels (0 = no limit).",
-        ),
-        click.option("--largest", is_flag=True, help="Only the largest face of each frame."),
-        click.option(
-            "--naive", is_flag=True, help="Full-frame detection on every frame (slow reference)."
-        ),
-        click.option(
-            "--full-every",
-            type=click.IntRange(1),
-            default=15,
-            show_default=True,
-            help="Frames between full scans when tracking.",
-        ),
-        click.option(
-            "--downscale",
-            type=click.FloatRange(0.1, 1.0),
-            default=0.5,
-            show_default=True,
-            help="Scale of the frame for full scans when tracking; raised where a face of "
-            "--min-size would fall below the cascade's window (24 px for the default).",
-        ),
-        click.option(
-            "--margin",
-            type=click.FloatRange(0, 1),
-            default=0.0,
-            show_default=True,
-            help="Grow each face box by this share per side before cropping.",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+PIPELINE_OPTIONS = [
+    click.option(
+        "--model",
+        "bundle",
+        metavar="BUNDLE|NAME",
+        callback=bundle_param,
+        help="Bundle directory made by `edgefer convert`, or a bundled model by name: "
+        f"{', '.join(NAMES)} (default: {DEFAULT}).",
+    ),
+    click.option(
+        "--detector",
+        "face_detector",
+        type=click.Choice(["haar", "blazeface"]),
+        default="haar",
+        show_default=True,
+        help="Face detector: OpenCV's Haar cascade (tracked across video frames), or "
+        "BlazeFace from the bundle on every frame.",
+    ),
+    click.option(
+        "--blazeface-range",
+        type=click.Choice(["short", "full"]),
+        default="short",
+        show_default=True,
+        help="BlazeFace model: short range (faces within ~2 m) or full range (~5 m).",
+    ),
+    click.option(
+        "--face-threshold",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=0.5,
+        show_default=True,
+        help="BlazeFace: smallest face confidence kept.",
+    ),
+    click.option(
+        "--backend",
+        type=click.Choice(tuple(PREFERENCES)),
+        default="cpu",
+        show_default=True,
+        help="cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime.",
+    ),
+    click.option("--format", "fmt", help="Force a bundle artifact (e.g. tflite-fp32)."),
+    click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True),
+    click.option(
+        "--delegate-library",
+        help="Delegate shared library (gpu/external, or a non-default libedgetpu).",
+    ),
+    click.option(
+        "--delegate-option",
+        multiple=True,
+        help="key=value for the delegate, e.g. device=usb:0.",
+    ),
+    click.option(
+        "--fallback",
+        type=click.Choice(["cpu"]),
+        help="Run on the CPU if the delegate cannot load.",
+    ),
+    click.option("--providers", help="ONNX Runtime execution providers, comma-separated."),
+    click.option(
+        "--cascade",
+        type=click.Path(dir_okay=False),
+        help="Haar cascade XML (default: OpenCV's frontal face).",
+    ),
+    click.option(
+        "--scale-factor",
+        type=click.FloatRange(min=1, min_open=True),
+        default=1.1,
+        show_default=True,
+        help="Step between the face sizes searched (> 1).",
+    ),
+    click.option("--min-neighbors", type=click.IntRange(min=0), default=5, show_default=True),
+    click.option(
+        "--min-size",
+        type=click.IntRange(min=1),
+        default=48,
+        show_default=True,
+        help="Smallest face, pixels.",
+    ),
+    click.option(
+        "--max-size",
+        type=click.IntRange(min=0),
+        default=0,
+        help="Largest face, pixels (0 = no limit).",
+    ),
+    click.option("--largest", is_flag=True, help="Only the largest face of each frame."),
+    click.option(
+        "--naive", is_flag=True, help="Full-frame detection on every frame (slow reference)."
+    ),
+    click.option(
+        "--full-every",
+        type=click.IntRange(1),
+        default=15,
+        show_default=True,
+        help="Frames between full scans when tracking.",
+    ),
+    click.option(
+        "--downscale",
+        type=click.FloatRange(0.1, 1.0),
+        default=0.5,
+        show_default=True,
+        help="Scale of the frame for full scans when tracking; raised where a face of "
+        "--min-size would fall below the cascade's window (24 px for the default).",
+    ),
+    click.option(
+        "--margin",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Grow each face box by this share per side before cropping.",
+    ),
+]
+pipeline_options = apply_options(PIPELINE_OPTIONS)
 
 
 def build_pipeline(
@@ -178,67 +172,6 @@ def build_pipeline(
     )
 
 
-IMAGE_TARGETS = (".png", ".jpg", ".jpeg", ".bmp")
-VIDEO_TARGETS = {".mp4": "mp4v", ".avi": "MJPG"}  # suffix -> fourcc
-DEFAULT_FPS = 15.0  # for a video made from a folder of images, or a source that gives no rate
-
-
-def save_target(save: str | None, kind: str) -> Path | None:
-    """The --save path, checked before anything runs: a format OpenCV writes, and an image only
-    for a single image (every frame would overwrite it)."""
-    if save is None:
-        return None
-    path = Path(save)
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_TARGETS and suffix not in VIDEO_TARGETS:
-        raise EdgeferError(
-            f"--save {path}: cannot write '{suffix}'; expected an image "
-            f"({', '.join(IMAGE_TARGETS)}) or a video ({', '.join(VIDEO_TARGETS)})"
-        )
-    if suffix in IMAGE_TARGETS and kind != "image":
-        raise EdgeferError(
-            f"--save {path}: a {kind} has many frames and one image would keep only "
-            f"the last; save to a video ({', '.join(VIDEO_TARGETS)})"
-        )
-    return path
-
-
-class _Saver:
-    """--save: one annotated image, or a video of annotated frames at the source's frame rate.
-    Written to a temporary file that replaces the target only when the command succeeds (the
-    ExitStack's job)."""
-
-    def __init__(self, path: Path | None, fps: float, stack: contextlib.ExitStack):
-        self.path, self.fps, self.stack = path, fps, stack
-        self.writer = self.size = None
-
-    def add(self, image, detections):
-        if self.path is None:
-            return
-        import cv2
-
-        from edgefer.atomic import atomic_file
-        from edgefer.device.draw import annotate, letterbox
-
-        img = annotate(image, detections)
-        if self.path.suffix.lower() in IMAGE_TARGETS:
-            with atomic_file(self.path) as tmp:
-                if not cv2.imwrite(str(tmp), img):
-                    raise EdgeferError(f"{self.path}: OpenCV cannot write this image")
-            return
-        if self.writer is None:
-            tmp = self.stack.enter_context(atomic_file(self.path))
-            self.size = (img.shape[1], img.shape[0])
-            fourcc = VIDEO_TARGETS[self.path.suffix.lower()]
-            self.writer = cv2.VideoWriter(
-                str(tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size
-            )
-            self.stack.callback(self.writer.release)  # runs before the rename
-            if not self.writer.isOpened():
-                raise EdgeferError(f"{self.path}: OpenCV cannot write {fourcc} video here")
-        self.writer.write(letterbox(img, *self.size))
-
-
 @click.command()
 @pipeline_options
 @click.option("--source", required=True, help="IMAGE, DIR, VIDEO, CAMERA_INDEX or URL.")
@@ -254,6 +187,7 @@ class _Saver:
 def detect(source, frames, save, as_json, **opts):
     """Detect faces and read their expressions, frame by frame."""
     from edgefer.device.pipeline import frames_with_results
+    from edgefer.device.saver import Saver, save_target
     from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
 
     kind = source_kind(source)
@@ -261,7 +195,7 @@ def detect(source, frames, save, as_json, **opts):
     pipe = build_pipeline(**opts, video=kind in VIDEO_KINDS)
     src = open_source(source, frames)
     with contextlib.ExitStack() as stack:
-        saver = _Saver(target, src.fps or DEFAULT_FPS, stack)
+        saver = Saver(target, src.fps, stack)
         for frame, result in frames_with_results(pipe, src):
             if result is None or result.error:
                 err = frame.error if result is None else result.error
@@ -293,22 +227,17 @@ def detect(source, frames, save, as_json, **opts):
 @click.option("--frames", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def bench(source, frames, as_json, **opts):
-    """Per-stage latency (p50/p95/p99/max) and FPS, plus model-only latency per backend here."""
-    from edgefer.device.pipeline import frames_with_results
-    from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
-    from edgefer.device.stats import STAGES, summarize
+    """How fast is the device pipeline here? Per-stage latency (p50/p95/p99/max) and FPS.
+
+    Plus model-only latency per backend on this machine. (Accuracy per format: `edgefer
+    benchmark`.)"""
+    from edgefer.device.latency import bench_pipeline
+    from edgefer.device.sources import VIDEO_KINDS, source_kind
+    from edgefer.device.stats import STAGES
 
     pipe = build_pipeline(**opts, video=source_kind(source) in VIDEO_KINDS)
-    timings, faces = [], 0
-    for _, result in frames_with_results(pipe, open_source(source, frames)):
-        if result is not None and not result.error:
-            timings.append(result.timings)
-            faces += len(result.detections)
-    if not timings:
-        raise EdgeferError(f"{source}: no frame could be processed")
-    summary = summarize(timings)
-    summary["faces"] = faces
-    summary["models"] = model_latencies(opts["bundle"], opts["threads"], pipe.prep)
+    summary = bench_pipeline(pipe, source, frames, opts["bundle"], opts["threads"])
+    faces = summary["faces"]
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -340,25 +269,3 @@ def bench(source, frames, as_json, **opts):
             ],
         )
     )
-
-
-def model_latencies(bundle, threads, prep, runs: int = 200) -> list[dict]:
-    """Model-only latency for every backend that can run here; the others say why not."""
-    import numpy as np
-
-    from edgefer.device.backends import open_runtime
-    from edgefer.device.stats import latency_ms
-
-    x = prep.apply(
-        np.random.default_rng(0).integers(0, 256, (8, prep.size, prep.size), dtype=np.uint8)
-    )
-    rows = []
-    for backend in ("cpu", "edgetpu", "gpu", "onnx"):
-        try:
-            runtime, _, artifact = open_runtime(bundle, backend, threads)
-        except EdgeferError as exc:
-            rows.append({"backend": backend, "note": f"not available: {str(exc).split(';')[0]}"})
-            continue
-        p50, p95 = latency_ms(runtime, x, runs)
-        rows.append({"backend": backend, "format": artifact.format, "p50_ms": p50, "p95_ms": p95})
-    return rows

@@ -41,14 +41,19 @@ async def start(remote: Remote, layout: Layout, release_id: str, stop_mode: str 
     why = await wait_healthy(remote, service, await endpoint(remote, config), timeout)
     if why is None:
         return None
-    return why, await service.logs(remote, LOG_LINES)
+    logs = await service.logs(remote, LOG_LINES)
+    # The daemon's own one-line reason for exiting (a config it cannot work with: exit 2) goes
+    # into the summary line too, where a fleet's operator reads it first.
+    said = next((line for line in reversed(logs) if line.startswith("error: ")), None)
+    return (f"{why}; it said: {said}" if said else why), logs
 
 
 async def activate(
     remote: Remote, layout: Layout, to: str, before: Links, timeout: float, say
 ) -> float:
     """Make `to` current (the one it replaces becomes previous) and healthy; the seconds that
-    took. On failure `before` is restored and a HostError says why."""
+    took. On failure `before` is restored and a HostError says why. `to` may be current
+    already: then this restarts it."""
     t0 = time.monotonic()
     old_mode = None
     if before.current is not None:
@@ -64,6 +69,8 @@ async def activate(
         await service_for(new_mode, layout).stop(remote)
         await switch(remote, layout, None, before.previous)
         back = "nothing to roll back to, so the daemon is stopped"
+    elif before.current == to:
+        back = f"{to} was current already (it was restarted), so there is nothing to roll back to"
     else:
         say(f"unhealthy ({why}); rolling back to {before.current}")
         await switch(remote, layout, before.current, before.previous)

@@ -1,9 +1,11 @@
 """The daemon config a release ships, checked here before any host is touched.
 
 It is validated with the daemon's own model, so a key the daemon would refuse is refused now,
-once, not on fifty devices. Secret files (token_file, password_file) are device paths and stay
-unread here; the bundle key is the release's own (the daemon is started with it). The status
-server needs a fixed port: the deploy's health check has to know where to ask.
+once, not on fifty devices. Secrets stay on the devices: a config that holds one inline (the
+status server's token, the MQTT password) is refused, since every release would copy it to
+every device it goes to; their *_file keys are device paths and stay unread here. The bundle
+key is the release's own (the daemon is started with it). The status server needs a fixed
+port: the deploy's health check has to know where to ask.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edgefer.device.daemon_config import DaemonConfig
+from edgefer.device.daemon_config import SECRET_KEYS, DaemonConfig
 from edgefer.errors import EdgeferError, shown
 
 
@@ -50,4 +52,20 @@ def read_config(path: Path | None) -> tuple[str, DaemonConfig]:
         raise EdgeferError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise EdgeferError(f"{path}: not UTF-8 text; expected a TOML config") from None
-    return text, parse_config(text, str(path))
+    config = parse_config(text, str(path))
+    refuse_inline_secrets(tomllib.loads(text), path)
+    return text, config
+
+
+def refuse_inline_secrets(data: dict, path: Path) -> None:
+    """A shipped config names its secrets' files, never the secrets themselves."""
+    for keys in sorted(SECRET_KEYS):
+        node = data
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        if node is not None:
+            key = ".".join(keys)
+            raise EdgeferError(
+                f"{path}: key {key}: a secret inline would be copied into every release on every "
+                f"device; put it in a file on the devices and name that with {key}_file"
+            )

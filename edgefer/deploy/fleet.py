@@ -8,14 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from edgefer.deploy.hosts import HostError, Target
-from edgefer.errors import EdgeferError, require, shown
+from edgefer.deploy.ssh import broken
+from edgefer.errors import EdgeferError, require
 
 
 @dataclass
 class HostResult:
     host: str
     ok: bool
-    result: str  # deployed, up to date, planned, rolled back, ok, FAILED
+    result: str  # deployed, up to date, restarted, planned, rolled back, ok, FAILED
     release: str = "-"
     detail: str = ""
     details: list[str] = field(default_factory=list)  # shown under the host's line
@@ -48,8 +49,8 @@ def run_on_hosts(
                         target.name, False, "FAILED", detail=str(exc), details=details
                     )
                 except (asyncssh.Error, OSError) as exc:  # the connection broke mid-way
-                    why = shown(getattr(exc, "reason", None) or exc, 200)
-                    return HostResult(target.name, False, "FAILED", detail=f"SSH: {why}")
+                    why = broken(asyncssh, exc, target)
+                    return HostResult(target.name, False, "FAILED", detail=str(why))
 
         return await asyncio.gather(*(one(t) for t in targets))
 

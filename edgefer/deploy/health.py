@@ -2,13 +2,15 @@
 device's loopback, so a tunnel from 127.0.0.1 here leads to it, and plain HTTP does the rest.
 
 Healthy means /healthz says 200 (frames flow), not merely that a process exists; a daemon that
-exits while we wait is reported at once rather than after the timeout.
+exits while we wait is reported at once rather than after the timeout, also when systemd is about
+to restart it (a unit in a crash loop never stops "activating").
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import posixpath
 import time
 import urllib.error
 import urllib.request
@@ -64,8 +66,9 @@ async def wait_healthy(
             code, body = await asyncio.to_thread(_get, port, "/healthz", ep.token)
             if code == 200:
                 return None
-            if not await service.running(remote):
-                return "the daemon exited"
+            down = await service.down(remote)
+            if down is not None:
+                return down
             if time.monotonic() >= end:
                 said = f"answered {code} {body.strip()}" if code else "did not answer"
                 return f"/healthz on {ep.host}:{ep.port} {said} within {timeout:g} s"
@@ -73,7 +76,8 @@ async def wait_healthy(
 
 
 async def snapshot(remote: Remote, ep: Endpoint) -> dict:
-    """Health, uptime and FPS as the daemon reports them now (None: it did not say)."""
+    """Health, uptime, FPS and the real path of the config it loaded, as the daemon reports them
+    now (None: it did not say)."""
     async with remote.tunnel(ep.host, ep.port) as port:
         code, _ = await asyncio.to_thread(_get, port, "/healthz", ep.token)
         scode, body = await asyncio.to_thread(_get, port, "/status", ep.token)
@@ -85,7 +89,17 @@ async def snapshot(remote: Remote, ep: Endpoint) -> dict:
         "health": {200: "ok", 0: "no answer"}.get(code, f"failing ({code})"),
         "uptime": status.get("uptime_seconds"),
         "fps": status.get("fps"),
+        "config_file": status.get("config_file"),
     }
+
+
+def loaded_release(config_file: str) -> str:
+    """The release whose config a daemon loaded (.../releases/<id>/edgefer.toml: the real path,
+    through `current`), or the path itself for a daemon started by hand."""
+    folder = posixpath.dirname(config_file)
+    if posixpath.basename(posixpath.dirname(folder)) == "releases":
+        return posixpath.basename(folder)
+    return config_file
 
 
 def _gauge(text: str, name: str) -> float | None:

@@ -4,10 +4,12 @@ config), so none needs the bundle or the config the deploy used."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from edgefer.deploy.activate import Links, activate
 from edgefer.deploy.config import parse_config
 from edgefer.deploy.fleet import HostResult, Say
-from edgefer.deploy.health import endpoint, snapshot
+from edgefer.deploy.health import endpoint, loaded_release, snapshot
 from edgefer.deploy.hosts import HostError, Target
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.service import service_for
@@ -37,6 +39,23 @@ def _uptime(seconds) -> str:
     )
 
 
+def _bundle_name(bundle: dict) -> str:
+    """The name release.json records, or for a release made before it did, the name of the
+    folder it was deployed from."""
+    return bundle.get("name") or PurePosixPath(bundle["from"]).name
+
+
+def _problem(health: str, config_file: str | None, state: DeviceState) -> str | None:
+    """What is wrong with the device's daemon, if anything. A healthy daemon of another release
+    than `current` (a deploy cut off after switching it) is wrong too; one that does not say
+    which config it loaded (an older edgefer) is taken at its word."""
+    if health != "ok":
+        return f"daemon {health}"
+    if config_file is not None and config_file != state.current_config:
+        return f"the daemon runs {loaded_release(config_file)}, not current (deploy it again)"
+    return None
+
+
 async def status(target: Target, trust: Trust) -> HostResult:
     async with connect(target, trust) as remote:
         layout = await _home(remote)
@@ -49,14 +68,15 @@ async def status(target: Target, trust: Trust) -> HostResult:
         now = await snapshot(remote, await endpoint(remote, config)) if running else {}
     health = now.get("health", "stopped")
     fps = now.get("fps")
+    problem = _problem(health, now.get("config_file"), state)
     return HostResult(
         target.name,
-        health == "ok",
-        "ok" if health == "ok" else "FAILED",
+        problem is None,
+        "ok" if problem is None else "FAILED",
         state.current,
-        "" if health == "ok" else f"daemon {health}",
+        problem or "",
         columns={
-            "bundle": f"{meta['bundle']['arch']} {meta['bundle']['sha256'][:12]}",
+            "bundle": f"{_bundle_name(meta['bundle'])} {meta['bundle']['sha256'][:12]}",
             "service": f"{meta['service']} {'running' if running else 'stopped'}",
             "health": health,
             "uptime": _uptime(now.get("uptime")),

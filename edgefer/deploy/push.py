@@ -16,7 +16,7 @@ from pathlib import Path
 from edgefer.deploy.activate import Links, activate
 from edgefer.deploy.config import read_config
 from edgefer.deploy.fleet import HostResult, Say
-from edgefer.deploy.health import endpoint, wait_healthy
+from edgefer.deploy.health import endpoint, loaded_release, snapshot, wait_healthy
 from edgefer.deploy.hosts import HostError, Target
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.probe import Probe, check_supported, probe
@@ -32,6 +32,7 @@ from edgefer.deploy.service import service_for, unit_text
 from edgefer.deploy.ship import (
     DeviceState,
     assemble,
+    damaged_blobs,
     device_lock,
     device_state,
     make_venv,
@@ -112,6 +113,10 @@ class Deploy:
             if camera:
                 say(f"warning: the config reads {camera}, which the device does not have")
             layout = Layout(p.home)
+            if opts.service != "none" and p.systemd:
+                linger = await service_for(opts.service, layout).ensure_linger(remote, opts.dry_run)
+                if linger:
+                    say(linger)
             with tempfile.TemporaryDirectory(prefix="edgefer-release-") as tmp:
                 release = await self._release(target, p, text, config, Path(tmp))
                 if opts.dry_run:
@@ -121,9 +126,13 @@ class Deploy:
                     return HostResult(target.name, True, "planned", release.id, plan.summary())
                 async with device_lock(remote, layout):
                     plan = await self._plan(remote, release, p)
-                    if not opts.force and await self._up_to_date(remote, plan, config):
-                        say(f"{plan.state.current} is this release and healthy: nothing to do")
-                        return HostResult(target.name, True, "up to date", plan.state.current)
+                    if not opts.force and plan.current_is_this:
+                        why = await self._why_restart(remote, plan, config)
+                        if why is None:
+                            say(f"{plan.state.current} is this release and healthy: nothing to do")
+                            return HostResult(target.name, True, "up to date", plan.state.current)
+                        say(f"{plan.state.current} is this release, but {why}: restarting it")
+                        return await self._restart(remote, plan, target)
                     detail = await self._execute(remote, plan, p, say)
         return HostResult(target.name, True, "deployed", release.id, detail)
 
@@ -133,16 +142,37 @@ class Deploy:
         check_disk(p, plan.need, layout)
         return plan
 
-    async def _up_to_date(self, remote: Remote, plan: Plan, config: DaemonConfig) -> bool:
-        """The device already runs this very content, healthy: a rerun changes nothing."""
-        meta = plan.state.current_meta
-        if not meta or meta.get("content") != plan.release.content:
-            return False
+    async def _why_restart(self, remote: Remote, plan: Plan, config: DaemonConfig) -> str | None:
+        """None if the daemon runs `current` (this very content) and is healthy: a rerun changes
+        nothing. Else why not. `current` alone proves nothing: a deploy cut off after switching
+        it leaves the old release's daemon running, one cut off while stopping leaves none; the
+        daemon's own /status says which config, so which release, it loaded."""
         service = service_for(plan.release.service, plan.layout)
         if not await service.running(remote):
-            return False
+            return "no daemon is running"
         ep = await endpoint(remote, config)
-        return await wait_healthy(remote, service, ep, UP_TO_DATE_WAIT) is None
+        unhealthy = await wait_healthy(remote, service, ep, UP_TO_DATE_WAIT)
+        if unhealthy is not None:
+            return f"its daemon is not healthy ({unhealthy})"
+        loaded = (await snapshot(remote, ep))["config_file"]
+        if loaded is None:
+            return "the daemon does not say which release it runs"
+        if loaded != plan.state.current_config:
+            return f"the daemon runs {loaded_release(loaded)}"
+        return None
+
+    async def _restart(self, remote: Remote, plan: Plan, target: Target) -> HostResult:
+        """`current` (this release) started again, health-checked; `previous` stays as it is."""
+        state = plan.state
+        took = await activate(
+            remote,
+            plan.layout,
+            state.current,
+            Links(state.current, state.previous),
+            self.options.health_timeout,
+            lambda message: self.say(target.name, message),
+        )
+        return HostResult(target.name, True, "restarted", state.current, f"healthy in {took:.0f} s")
 
     async def _execute(self, remote: Remote, plan: Plan, p: Probe, say) -> str:
         release, state, layout = plan.release, plan.state, plan.layout
@@ -151,6 +181,19 @@ class Deploy:
             f"sent {files} new files ({size_text(sent)}); "
             f"{len(release.items) - files} were on the device already"
         )
+        bad = await damaged_blobs(remote, layout, release)
+        if bad:
+            # A power cut during an earlier deploy (or a failing SD card): send those again.
+            say(f"{len(bad)} stored file(s) on the device were damaged; sending them again")
+            whole = {i.sha256 for i in release.items} - bad
+            files, resent = await upload(remote, layout, release, whole, say)
+            sent += resent
+            bad = await damaged_blobs(remote, layout, release)
+            if bad:
+                raise HostError(
+                    f"{len(bad)} file(s) are still damaged on the device after sending them "
+                    f"again (e.g. {layout.blobs}/{min(bad)}): check its storage"
+                )
         await assemble(remote, layout, release)
         try:
             if plan.new_venv:
@@ -211,6 +254,15 @@ class Plan:
         self.new_venv = release.venv_key not in state.venvs
         self.send = sum(i.size for i in self.new.values())
         self.need = self.send + (VENV_BYTES if self.new_venv else 0)
+
+    @property
+    def current_is_this(self) -> bool:
+        """`current` holds this very content, its venv complete: a restart is all it can need
+        (whether its daemon runs is another matter)."""
+        meta = self.state.current_meta
+        return (
+            meta is not None and meta.get("content") == self.release.content and not self.new_venv
+        )
 
     def summary(self) -> str:
         return (
@@ -318,4 +370,5 @@ class Wheels:
             python=python,
             glibc=glibc,
             progress=lambda message: self.say(where, message),
+            reuse=True,  # the wheels of an earlier deploy, with no index, when they do
         )

@@ -1,24 +1,31 @@
 """A release: every file one device gets (bundle, config, unit, wheels), named by content.
 
 Built here: the bundle is verified against its manifest (every model's sha256) before any host is
-touched, and each file is known by its sha256, so the device is asked only for what it lacks.
-The release id is the time plus a hash of the content; the venv key is a hash of what the venv
-installs, so releases that install the same wheels on the same Python share one venv.
+touched, and only what the manifest lists is shipped (notes, a stray wheel or a scratch folder
+beside the models stay here); each file is known by its sha256, so the device is asked only for
+what it lacks. The release id is the time plus a hash of the content; the venv key is a hash of
+what the venv installs, so releases that install the same wheels on the same Python share one
+venv.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefer import __version__
+from edgefer.bundled import bundle_name
 from edgefer.device.backends import verify_file
 from edgefer.device.manifest import Manifest, load_manifest
 from edgefer.errors import EdgeferError
 from edgefer.hashing import sha256_file
+
+EDGEFER_WHEEL = re.compile(r"^edgefer-[^-]+-.+\.whl$")  # edgefer-VERSION-TAGS.whl
 
 
 @dataclass(frozen=True)
@@ -48,19 +55,22 @@ class Bundle:
 
 
 def verify_bundle(path: str | Path) -> Bundle:
-    """The bundle's files once every model in its manifest matches its sha256: a bundle that
-    does not verify is refused before any host is touched."""
+    """The bundle's manifest and the files it lists, once each matches its sha256: a bundle
+    that does not verify is refused before any host is touched. Nothing else in the folder is
+    shipped: the device reads a bundle only through its manifest."""
     path = Path(path)
     if not path.is_dir():
         raise EdgeferError(f"{path}: not a bundle directory (make one with `edgefer convert`)")
     manifest = load_manifest(path)
-    for artifact in (*manifest.artifacts, *manifest.detectors):
+    listed = (*manifest.artifacts, *manifest.detectors)
+    for artifact in listed:
         verify_file(path, artifact)
     items = []
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    for name in sorted({"manifest.json", *(a.file for a in listed)}):
+        file = path / name
         if not file.resolve().is_relative_to(path.resolve()):
             raise EdgeferError(f"{file}: leads outside the bundle directory")
-        items.append(item(f"bundle/{file.relative_to(path).as_posix()}", file))
+        items.append(item(f"bundle/{name}", file))
     sha = sha256_file(path / "manifest.json")
     return Bundle(path, manifest, sha, tuple(items))
 
@@ -83,6 +93,17 @@ class Release:
     @property
     def upload_size(self) -> int:
         return sum(i.size for i in self.items)
+
+    @property
+    def edgefer_wheel(self) -> str:
+        """The edgefer wheel pip installs, as a path in the release: looked for in wheels/ only,
+        so no bundle file that happens to be called edgefer-* is ever taken for it."""
+        return next(
+            i.path
+            for i in self.items
+            if posixpath.dirname(i.path) == "wheels"
+            and EDGEFER_WHEEL.match(posixpath.basename(i.path))
+        )
 
 
 def venv_key(python: str, arch: str, wheels: list[Item], offline: bool, system_site: bool) -> str:
@@ -124,7 +145,12 @@ def make_release(
         "content": content,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "edgefer": __version__,
-        "bundle": {"arch": bundle.manifest.arch, "sha256": bundle.sha256, "from": str(bundle.path)},
+        "bundle": {
+            "name": bundle_name(bundle.path),
+            "arch": bundle.manifest.arch,
+            "sha256": bundle.sha256,
+            "from": str(bundle.path),
+        },
         "config": config_name,
         "service": service,
         "venv": key,
@@ -141,6 +167,6 @@ def make_release(
 
 
 def wheel_items(wheels: list[Path]) -> list[Item]:
-    if not wheels:
-        raise EdgeferError("no wheel to install on the device")
+    if not any(EDGEFER_WHEEL.match(w.name) for w in wheels):
+        raise EdgeferError("no edgefer wheel (edgefer-VERSION-TAGS.whl) to install on the device")
     return [item(f"wheels/{w.name}", w) for w in sorted(wheels)]

@@ -101,8 +101,6 @@ class Service:
             copy = f"mkdir -p {quote(posixpath.dirname(self._unit_path()))} && " + quote(
                 "cp", src, self._unit_path()
             )
-            # Lingering: the user's manager (and the daemon) runs from boot, without a login.
-            copy += ' && { test -e "/var/lib/systemd/linger/$(id -un)" || loginctl enable-linger; }'
         try:
             await remote.run(
                 f"{copy} && {self._systemctl} daemon-reload && {self._systemctl} enable {UNIT}"
@@ -111,10 +109,41 @@ class Service:
             hint = (
                 "needs passwordless sudo for install and systemctl (or use --service user)"
                 if self.mode == "system"
-                else "needs a systemd user manager with lingering: sudo loginctl enable-linger "
-                "$USER (or use --service system)"
+                else "needs a systemd user manager (systemctl --user; or use --service system)"
             )
             raise HostError(f"installing the {self.mode} service failed ({exc}); {hint}") from None
+
+    async def ensure_linger(self, remote: Remote, dry_run: bool = False) -> str | None:
+        """A user service runs from boot, with nobody logged in, only while the account lingers.
+        Turn it on if it is off: `loginctl enable-linger` (polkit lets a user do that for
+        itself on a desktop, but a minimal Debian or Raspberry Pi OS Lite has no polkit and
+        logind says "Access denied"), else `sudo -n loginctl enable-linger USER` (Raspberry Pi
+        OS's first user has passwordless sudo). Neither: a HostError that says what to run,
+        raised before anything is sent (it used to come after the whole upload and pip install,
+        from the unit's install). Returns what was done, None if nothing was needed; a dry run
+        only checks."""
+        if self.mode != "user":
+            return None
+        linger = '/var/lib/systemd/linger/"$(id -un)"'
+        if (await remote.run(f"test -e {linger} && echo yes", check=False)).strip() == "yes":
+            return None
+        if dry_run:
+            return "lingering is off for this account; the deploy will turn it on"
+        out = await remote.run(
+            'loginctl enable-linger 2>&1 || sudo -n loginctl enable-linger "$(id -un)" 2>&1; '
+            f"test -e {linger} && echo LINGER-ON",
+            check=False,
+        )
+        if out.strip().endswith("LINGER-ON"):
+            return "turned on lingering, so the daemon starts at boot without a login"
+        user = (await remote.run("id -un", check=False)).strip() or "$USER"
+        said = " / ".join(line.strip() for line in out.splitlines() if line.strip())
+        raise HostError(
+            f"--service user needs lingering (the daemon must start at boot with nobody logged "
+            f"in), and {user} may not turn it on ({said or 'loginctl failed'}): run "
+            f"`sudo loginctl enable-linger {user}` once on the device, then deploy again "
+            "(or use --service system)"
+        )
 
     async def restart(self, remote: Remote) -> None:
         # A unit that does not come up is for the health check to report, with its log lines.
@@ -126,6 +155,31 @@ class Service:
     async def running(self, remote: Remote) -> bool:
         out = await remote.run(f"{self._systemctl} is-active {UNIT}", check=False)
         return out.strip() in ("active", "activating", "reloading")
+
+    async def down(self, remote: Remote) -> str | None:
+        """Why the daemon is not running, or None while it runs or starts. A unit that failed
+        and waits out RestartSec is "activating" to `is-active`, which a health wait would take
+        for a slow start until its timeout, however often the daemon dies: so the unit's state
+        is read instead, and a crash loop is reported at the first exit (polled every second,
+        RestartSec is 5)."""
+        out = await remote.run(
+            f"{self._systemctl} show {UNIT} -p ActiveState,SubState,Result,ExecMainCode,"
+            "ExecMainStatus",
+            check=False,
+        )
+        unit = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        state, sub = unit.get("ActiveState", ""), unit.get("SubState", "")
+        if state in ("active", "reloading", "activating") and sub != "auto-restart":
+            return None
+        if not state:
+            return "the daemon's unit is not loaded"
+        # ExecMainCode is 1 when it exited (ExecMainStatus: the exit status), 2 or 3 when a
+        # signal killed it (ExecMainStatus: the signal).
+        code, status = unit.get("ExecMainCode"), unit.get("ExecMainStatus", "?")
+        how = {"1": f"exit status {status}", "2": f"signal {status}", "3": f"signal {status}"}
+        exited = how.get(code, f"result {unit.get('Result', '?')}")
+        again = "; systemd is restarting it" if sub == "auto-restart" else ""
+        return f"the daemon exited ({exited}, unit {state}/{sub}){again}"
 
     async def logs(self, remote: Remote, lines: int) -> list[str]:
         sudo = "sudo -n " if self.mode == "system" else ""
@@ -158,9 +212,10 @@ class Process(Service):
         log = posixpath.join(self.layout.current, "daemon.log")
         command = quote(*self.layout.daemon_command())
         # A plain command in the background, not a list: its pid is $!, and no shell waits on
-        # it holding the SSH channel open.
+        # it holding the SSH channel open. umask 077: as the units' UMask=0077, what the daemon
+        # writes (its log, events) is the account's alone.
         await remote.run(
-            f"cd {quote(self.layout.current)} || exit 1; "
+            f"umask 077; cd {quote(self.layout.current)} || exit 1; "
             f"setsid nohup {command} >> {quote(log)} 2>&1 < /dev/null & "
             f"echo $! > {quote(self.layout.pidfile)}"
         )
@@ -177,6 +232,9 @@ class Process(Service):
     async def running(self, remote: Remote) -> bool:
         out = await remote.run(f"if {self._pid()}; then echo yes; fi", check=False)
         return out.strip() == "yes"
+
+    async def down(self, remote: Remote) -> str | None:
+        return None if await self.running(remote) else "the daemon exited"
 
     async def logs(self, remote: Remote, lines: int) -> list[str]:
         log = posixpath.join(self.layout.current, "daemon.log")

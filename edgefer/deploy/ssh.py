@@ -41,14 +41,25 @@ class Remote:
         self._sftp = None
 
     async def run(self, command: str, *, input: str | None = None, check: bool = True) -> str:
-        """stdout of a shell command; a non-zero exit is a HostError with its last stderr line."""
+        """stdout of a shell command; a non-zero exit is a HostError with its last stderr line. A
+        command cut off by a lost connection is always an error, even unchecked: its empty
+        output would otherwise read as an answer (no daemon running, say)."""
         res = await self.conn.run(command, input=input, check=False)
+        if cut(res):
+            raise self.lost()
         if check and res.exit_status != 0:
             lines = (res.stderr or res.stdout or "").strip().splitlines()
             why = lines[-1] if lines else f"exit status {res.exit_status}"
             name = command.split()[0]
             raise HostError(shown(why if why.startswith(f"{name}:") else f"{name}: {why}", 300))
         return res.stdout or ""
+
+    def lost(self) -> HostError:
+        """A command cut off by the connection going down, as the same line a broken connection
+        gets (see `broken`)."""
+        return HostError(
+            f"lost the SSH connection to {self.target.address} (a command was cut off)"
+        )
 
     async def sftp(self):
         if self._sftp is None:
@@ -73,6 +84,21 @@ class Remote:
 
 def quote(*words: str) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def cut(process) -> bool:
+    """Whether a finished command ended without an exit status or signal: OpenSSH always sends
+    one or the other, so the connection went down under it."""
+    return process.exit_status is None and process.exit_signal is None
+
+
+def broken(asyncssh, exc: Exception, target: Target) -> HostError:
+    """An SSH failure after connecting (the device rebooted, the network or sshd went away), as
+    one line naming the host."""
+    why = shown(getattr(exc, "reason", None) or exc, 200)
+    if isinstance(exc, asyncssh.DisconnectError | asyncssh.ChannelOpenError | ConnectionError):
+        return HostError(f"lost the SSH connection to {target.address} ({why})")
+    return HostError(f"SSH to {target.address} failed ({why})")
 
 
 @contextlib.asynccontextmanager

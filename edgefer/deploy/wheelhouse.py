@@ -138,9 +138,15 @@ def supported_tags(arch: str, python: str, glibc: tuple[int, int]) -> set[Tag]:
 
 
 def download_command(
-    dest: Path, requirements: list[str], arch: str, python: str, glibc: tuple[int, int]
+    dest: Path,
+    requirements: list[str],
+    arch: str,
+    python: str,
+    glibc: tuple[int, int],
+    find_links: list[Path] = (),
 ) -> list[str]:
-    """The `pip download` that fetches the target's wheels (no sdist, every accepted tag)."""
+    """The `pip download` that fetches the target's wheels (no sdist, every accepted tag); with
+    `find_links`, from those folders alone (no index)."""
     _check_target(arch, python, glibc)
     major_minor = python.split(".")[:2]
     cmd = [
@@ -163,6 +169,10 @@ def download_command(
     ]
     for tag in platform_tags(arch, glibc):
         cmd += ["--platform", tag]
+    if find_links:
+        cmd.append("--no-index")
+        for folder in find_links:
+            cmd += ["--find-links", str(folder)]
     return [*cmd, *requirements]
 
 
@@ -188,19 +198,20 @@ def _download(
     python: str,
     glibc: tuple[int, int],
     progress: Callable[[str], None],
+    find_links: list[Path] = (),
 ) -> None:
-    cmd = download_command(dest, requirements, arch, python, glibc)
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
+    cmd = download_command(dest, requirements, arch, python, glibc, find_links=find_links)
     errors: list[str] = []
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line.startswith(("Collecting", "Saved", "File was already downloaded")):
-            progress(line)
-        elif line.startswith("ERROR"):
-            errors.append(line)
-    if proc.wait() != 0:
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line.startswith(("Collecting", "Saved", "File was already downloaded")):
+                progress(line)
+            elif line.startswith("ERROR"):
+                errors.append(line)
+    if proc.returncode != 0:
         why = errors[0] if errors else f"pip exited with {proc.returncode}"
         raise EdgeferError(
             f"pip download for {arch}, Python {python}, glibc {glibc[0]}.{glibc[1]} failed: {why}"
@@ -229,6 +240,7 @@ def build_wheelhouse(
     glibc: tuple[int, int] = (2, 36),
     requirements: list[str] | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    reuse: bool = False,
 ) -> list[Path]:
     """Download the target's wheels for `requirements` (default: edgefer's base dependencies as
     the target resolves them) and add the edgefer wheel (default: built from this checkout).
@@ -239,7 +251,9 @@ def build_wheelhouse(
     a dependency) could be the one the device's pip picks. Without `dest`, the wheelhouse goes to
     edgefer's cache, one directory per content, so a deploy shipping from it is never changed
     under its feet, and an unchanged resolution yields the same files (the device reuses its
-    venv)."""
+    venv). With `reuse` (what `edgefer deploy --offline` asks for), the wheels cached by earlier
+    builds are tried first, with no index, and pip downloads only when they do not satisfy the
+    requirements."""
     _check_target(arch, python, glibc)
     if requirements is None:
         requirements = base_requirements(arch, python)
@@ -264,7 +278,11 @@ def build_wheelhouse(
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=parent))
     try:
-        wheels = _fill(tmp, requirements, edgefer_wheel, arch, python, glibc, progress)
+        wheels = None
+        if reuse:
+            wheels = _reuse(tmp, parent, requirements, edgefer_wheel, arch, python, glibc, progress)
+        if wheels is None:
+            wheels = _fill(tmp, requirements, edgefer_wheel, arch, python, glibc, progress)
         final = parent / _content_key(wheels)
         if not final.is_dir():
             try:
@@ -277,6 +295,34 @@ def build_wheelhouse(
     return sorted(final.glob("*.whl"))
 
 
+def _reuse(
+    dest: Path,
+    parent: Path,
+    requirements: list[str],
+    edgefer_wheel: Path,
+    arch: str,
+    python: str,
+    glibc: tuple[int, int],
+    progress: Callable[[str], None],
+) -> list[Path] | None:
+    """The wheelhouse from the wheels cached for this platform by earlier builds, resolved by
+    pip with no index at all; None when they do not satisfy the requirements (a new
+    dependency, a raised minimum), and the caller downloads. Without this, every `--offline`
+    deploy downloaded the whole wheelhouse again, and a machine that could build one yesterday
+    could not deploy today without an index."""
+    cached = sorted(d for d in parent.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not cached:
+        return None
+    try:
+        wheels = _fill(dest, requirements, edgefer_wheel, arch, python, glibc, progress, cached)
+    except EdgeferError:
+        for leftover in dest.iterdir():
+            leftover.unlink()
+        return None
+    progress(f"the cached wheels satisfy {arch}, Python {python}: nothing downloaded")
+    return wheels
+
+
 def _fill(
     dest: Path,
     requirements: list[str],
@@ -285,9 +331,15 @@ def _fill(
     python: str,
     glibc: tuple[int, int],
     progress: Callable[[str], None],
+    find_links: list[Path] = (),
 ) -> list[Path]:
-    progress(f"downloading {len(requirements)} requirements for {arch}, Python {python}")
-    _download(dest, requirements, arch, python, glibc, progress)
+    what = f"{len(requirements)} requirements for {arch}, Python {python}"
+    if find_links:
+        progress(f"resolving {what} from the cached wheels")
+        _download(dest, requirements, arch, python, glibc, progress, find_links=find_links)
+    else:
+        progress(f"downloading {what}")
+        _download(dest, requirements, arch, python, glibc, progress)
     other = sorted(p.name for p in dest.iterdir() if p.suffix != ".whl")
     if other:
         raise EdgeferError(f"pip download left non-wheel files in {dest}: {', '.join(other)}")

@@ -90,8 +90,8 @@ def tree(root: Path) -> dict[str, str]:
     return out
 
 
-def copy_bundle(dest: Path) -> Path:
-    shutil.copytree(default_bundle(), dest)
+def copy_bundle(dest: Path, bundle: Path | None = None) -> Path:
+    shutil.copytree(bundle or default_bundle(), dest)
     return dest
 
 

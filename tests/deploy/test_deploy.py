@@ -12,10 +12,13 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from edgefer.device.manifest import load_manifest
 from edgefer.hashing import sha256_file
 from tests.deploy.devices import (
     alive,
@@ -29,6 +32,7 @@ from tests.deploy.devices import (
 )
 from tests.deploy.sshd import keygen
 from tests.device.mqtt_broker import free_port
+from tests.polling import wait_for
 
 
 def test_first_deploy_ships_the_release_makes_the_venv_and_starts_a_healthy_daemon(
@@ -64,7 +68,8 @@ def test_status_and_logs_report_the_running_release(first_deploy, deployer):
     assert result.exit_code == 0, result.output
     row = status_row(result, server)
     meta = json.loads((server.home / ".edgefer/current/release.json").read_text())
-    assert row[1] == current(server) and row[2:4] == ["edge", meta["bundle"]["sha256"][:12]]
+    bundle = [meta["bundle"]["name"], meta["bundle"]["sha256"][:12]]
+    assert row[1] == current(server) and row[2:4] == bundle
     assert row[4:7] == ["none", "running", "ok"]  # service, state, health
     logs = deployer("logs", "-n", "20")
     assert logs.exit_code == 0 and f"[{server.address}]" in logs.stdout
@@ -297,3 +302,125 @@ def test_a_bundled_model_is_deployed_by_its_name(first_deploy, deployer):
     missing = deployer.push(config, "--dry-run", bundle="edge-tiny")
     assert missing.exit_code == 2
     assert "edge-tiny: not a bundle directory" in missing.output
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_what_a_deploy_leaves_on_the_device_is_the_accounts_alone(first_deploy, deployer):
+    """Blobs and every release file 0600 (a config may name a token file, the daemon's log says
+    what the camera saw), their folders 0700."""
+    root = deployer.server.home / ".edgefer"
+    release = root / "releases" / current(deployer.server)
+    folders = [root, root / "blobs", root / "releases", release, release / "bundle"]
+    assert {str(d): oct(mode(d)) for d in folders} == {str(d): "0o700" for d in folders}
+    files = [*(root / "blobs").iterdir(), *(f for f in release.rglob("*") if f.is_file())]
+    assert "daemon.log" in {f.name for f in files}  # written by the daemon's own umask
+    assert {str(f): oct(mode(f)) for f in files} == {str(f): "0o600" for f in files}
+
+
+@pytest.mark.parametrize(
+    "table, lines, key",
+    [
+        ("[server]", 'token = "s3cret-token"', "server.token"),
+        ("[outputs.mqtt]", 'host = "broker"\npassword = "s3cret-token"', "outputs.mqtt.password"),
+    ],
+)
+def test_a_config_with_an_inline_secret_is_refused_before_any_host_is_touched(
+    first_deploy, deployer, tmp_path, table, lines, key
+):
+    _, config = first_deploy
+    server = deployer.server
+
+    def with_secret(text: str) -> Path:
+        path = tmp_path / "secret.toml"
+        base = config.read_text()
+        if table in base:
+            path.write_text(base.replace(f"{table}\n", f"{table}\n{text}\n"))
+        else:
+            path.write_text(f"{base}{table}\n{text}\n")
+        return path
+
+    before = tree(server.home / ".edgefer")
+    inline = with_secret(lines)
+    result = deployer.push(inline, "--dry-run")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {inline}: key {key}: a secret inline would be copied into every release on "
+        f"every device; put it in a file on the devices and name that with {key}_file"
+    )
+    assert tree(server.home / ".edgefer") == before
+    name = key.rsplit(".", 1)[1]
+    by_file = with_secret(lines.replace(f'{name} = "s3cret-token"', f'{name}_file = "/etc/s"'))
+    assert deployer.push(by_file, "--dry-run").exit_code == 0  # a path on the device: fine
+
+
+def test_only_what_the_manifest_lists_is_shipped_and_status_names_the_bundle(
+    first_deploy, deployer, tmp_path
+):
+    """A bundle folder with notes, a stray edgefer wheel and a scratch folder beside its
+    models: the deploy installs the edgefer wheel from wheels/ and ships none of them. Status
+    names the bundle edge-fast, not by its arch (edge, as the bundled edge is)."""
+    from edgefer.bundled import bundled_path
+
+    _, config = first_deploy
+    server = deployer.server
+    bundle = tmp_path / "edge-fast"
+    copy_bundle(bundle, bundled_path("edge-fast"))
+    (bundle / "edgefer-notes.txt").write_text("calibrated on the kitchen camera\n")
+    (bundle / "edgefer-9.9.9-py3-none-any.whl").write_bytes(b"PK not a wheel")
+    (bundle / "scratch").mkdir()
+    (bundle / "scratch/draft.txt").write_text("draft\n")
+    result = deployer.push(config, bundle=bundle)
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(bundle)
+    listed = {"manifest.json", *(a.file for a in (*manifest.artifacts, *manifest.detectors))}
+    shipped = server.home / ".edgefer/current/bundle"
+    assert {p.relative_to(shipped).as_posix() for p in shipped.rglob("*")} == listed
+    status = deployer("status")
+    assert status.exit_code == 0, status.output
+    sha = sha256_file(bundle / "manifest.json")[:12]
+    assert status_row(status, server)[2:4] == ["edge-fast", sha]
+
+
+def point(server, link: str, release: str) -> None:
+    """`current` or `previous` switched by hand, as an interrupted deploy leaves it."""
+    root = server.home / ".edgefer"
+    (root / f"{link}.new").symlink_to(f"releases/{release}")
+    os.replace(root / f"{link}.new", root / link)
+
+
+def test_a_deploy_goes_by_the_daemon_that_runs_not_by_the_current_link(
+    first_deploy, deployer, face_video, tmp_path
+):
+    """A deploy of A cut off after switching `current` to A, before the restart: B's daemon
+    still runs. Status says so, and deploying A again restarts it rather than calling it up to
+    date. Then a deploy cut off while stopping the daemon: none runs; deploying A starts it."""
+    server = deployer.server
+    root = server.home / ".edgefer"
+    a = current(server)
+    meta = json.loads((root / "releases" / a / "release.json").read_text())
+    config_a = tmp_path / "a.toml"
+    config_a.write_text((root / "releases" / a / "edgefer.toml").read_text())
+    config_b = daemon_config(server, face_video, "b.toml", extra="[tracking]\nlost_after = 4\n")
+    assert deployer.push(config_b).exit_code == 0
+    b, pid_b = current(server), daemon_pid(server)
+    point(server, "current", a)
+    point(server, "previous", b)
+    status = deployer("status")
+    assert status.exit_code == 1
+    assert f"the daemon runs {b}, not current (deploy it again)" in status.stdout
+    again = deployer.push(config_a, bundle=meta["bundle"]["from"])
+    assert again.exit_code == 0, again.output
+    assert f"{a} is this release, but the daemon runs {b}: restarting it" in again.stderr
+    assert status_row(again, server)[1:3] == ["restarted", a]
+    assert current(server) == a and previous(server) == b and not alive(pid_b)
+    assert status_row(deployer("status"), server)[6] == "ok"
+    pid = daemon_pid(server)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not alive(pid), 10)
+    started = deployer.push(config_a, bundle=meta["bundle"]["from"])
+    assert started.exit_code == 0, started.output
+    assert f"{a} is this release, but no daemon is running: restarting it" in started.stderr
+    assert alive(daemon_pid(server)) and status_row(deployer("status"), server)[6] == "ok"

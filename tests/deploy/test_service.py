@@ -51,6 +51,7 @@ def test_a_system_unit_runs_the_current_release_as_the_deploying_account(home, t
     assert unit["ProtectHome"] == "read-only"  # the release is in that home
     for kept in ("Type", "WatchdogSec", "Restart", "NoNewPrivileges", "ProtectSystem"):
         assert kept in unit, kept
+    assert unit["UMask"] == "0077"  # what the daemon writes is the account's alone
     assert unit["Type"] == "notify" and unit["WantedBy"] == "multi-user.target"
     path = tmp_path / "edgefer.service"
     path.write_text(text)
@@ -63,6 +64,7 @@ def test_a_user_unit_leaves_out_what_only_a_system_manager_can_do(home, tmp_path
     unit = keys(text)
     assert not SYSTEM_ONLY & set(unit)
     assert unit["WantedBy"] == "default.target" and unit["NoNewPrivileges"] == "yes"
+    assert unit["UMask"] == "0077"
     assert unit["ExecStart"].startswith(f"{home}/.edgefer/current/venv/bin/edgefer daemon")
     path = tmp_path / "edgefer.service"
     path.write_text(text)
@@ -73,3 +75,12 @@ def test_a_user_unit_leaves_out_what_only_a_system_manager_can_do(home, tmp_path
 def test_a_home_with_a_space_is_quoted_for_systemd(tmp_path):
     unit = keys(unit_text("user", Layout("/home/pi pi"), "pi", "pi"))
     assert unit["ExecStart"].startswith('"/home/pi pi/.edgefer/current/venv/bin/edgefer" daemon')
+
+
+def test_the_shipped_unit_keeps_what_the_daemon_writes_private():
+    """device/edgefer.service, as installed by hand: events and the MQTT spool 0600 in a 0700
+    state directory."""
+    from importlib import resources
+
+    unit = keys((resources.files("edgefer.device") / "edgefer.service").read_text())
+    assert unit["UMask"] == "0077" and unit["StateDirectoryMode"] == "0700"

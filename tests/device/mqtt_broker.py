@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -20,12 +21,15 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, workdir: Path):
+    """`anonymous=False`: a broker that refuses every client ("Not authorized")."""
+
+    def __init__(self, workdir: Path, anonymous: bool = True):
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
+            "persistence false\n"
         )
         self.proc = None
 
@@ -36,6 +40,10 @@ class Broker:
         if wait_for(lambda: accepts(self.port), 10):
             return self
         raise RuntimeError("mosquitto did not start")
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing is answered (no PUBACK)."""
+        self.proc.send_signal(signal.SIGSTOP)
 
     def kill(self) -> None:
         self.proc.kill()

@@ -5,6 +5,7 @@ import numpy as np
 
 from edgefer.device.capture import Capture, open_capture
 from edgefer.device.daemon_config import SourceConfig
+from tests.polling import wait_for
 
 
 class FakeCamera:
@@ -121,3 +122,44 @@ def test_an_unpaced_video_file_gives_every_frame_as_fast_as_they_are_taken(tmp_p
     assert [f.index for f in frames] == list(range(10)) and cap.frames_dropped == 0
     assert [round(int(f.image[0, 0, 0]) / 20) for f in frames] == list(range(10))  # JPEG: ±2
     assert elapsed < 2.0
+
+
+def test_loop_means_nothing_for_a_camera_that_goes_away():
+    """A V4L2 camera that fails must be released and reopened even with `loop = true` left over
+    from a video config: seeking it to frame 0 and reading on spun at 100% CPU on a dead
+    descriptor, and the camera was never read again."""
+
+    class Camera(FakeCamera):
+        seeks = 0
+
+        def set(self, prop, value):
+            Camera.seeks += 1
+            return True
+
+    FakeCamera.opened = 0
+    config = SourceConfig(uri="/dev/video0", loop=True, reconnect_max_seconds=0.2)
+    cap = Capture(config, opener=lambda u, t: Camera(fail_after=3)).start()
+    frames = collect(cap, 1.5)
+    cap.stop()
+    assert Camera.seeks == 0 and FakeCamera.opened >= 2 and len(frames) >= 4
+
+
+def test_a_source_that_goes_down_says_why_once(caplog):
+    """One log line when the source stops (not one per retry), and one when frames are back."""
+    opened = []
+
+    def opener(uri, timeout):
+        opened.append(1)
+        return FakeCamera(fail_after=3) if len(opened) in (1, 6) else None
+
+    config = SourceConfig(uri="rtsp://user:pw@cam/1", reconnect_max_seconds=0.05)
+    with caplog.at_level("INFO", "edgefer.daemon"):
+        cap = Capture(config, opener=opener).start()
+        assert wait_for(lambda: len(opened) >= 5, 5)
+        assert cap.state == "reconnecting" and cap.error == "cannot open rtsp://user:***@cam/1"
+        assert wait_for(lambda: len(opened) >= 7, 5)
+        cap.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    assert "pw" not in " ".join(lines)
+    assert sum("cannot open" in line for line in lines) in (1, 2), lines  # 1 per outage
+    assert any("frames again" in line for line in lines)

@@ -1,6 +1,8 @@
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +29,8 @@ def test_a_face_in_the_video_becomes_events_and_stop_closes_its_track(
     daemon.stop()
     events = events_of(out)
     types = [e["type"] for e in events]
-    assert types[0] == "face_appeared" and types[-1] == "face_left"
-    assert events[-1]["track"] == events[0]["track"] and events[-1]["duration"] > 0
+    assert types[:2] == ["source_up", "face_appeared"] and types[-1] == "face_left"
+    assert events[-1]["track"] == events[1]["track"] and events[-1]["duration"] > 0
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     summary = next(e for e in events if e["type"] == "summary")
     assert summary["fps"] > 1 and summary["tracks_open"] >= 1
@@ -105,7 +107,11 @@ def test_status_server_health_metrics_and_status(config_file, tmp_path, run_daem
     assert frames > 0
     stages = {s.labels.get("stage") for s in families["edgefer_stage_ms"].samples}
     assert {"detect", "inference", "total"} <= stages
-    assert families["edgefer_info"].samples[0].labels == {"model": "edge", "backend": "cpu"}
+    assert families["edgefer_info"].samples[0].labels == {
+        "bundle": "edge",
+        "model": "edge",
+        "backend": "cpu",
+    }
     assert get(base + "/nope")[0] == 404
 
 
@@ -193,8 +199,11 @@ def test_every_configured_output_is_built(tmp_path):
         environ={},
     )
     sinks = build_sinks(config)
-    assert [type(s).__name__ for s in sinks] == ["JsonlSink", "WebhookSink"]
-    for s in sinks:
+    assert {n: type(s).__name__ for n, (_, s) in sinks.items()} == {
+        "jsonl": "JsonlSink",
+        "webhook": "WebhookSink",
+    }
+    for _, s in sinks.values():
         s.close()
 
 
@@ -223,29 +232,165 @@ def test_the_spool_depth_gauge_rises_while_the_broker_is_away_and_drains_to_0(
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
-def test_event_sequence_numbers_go_on_by_one_across_a_sighup_reload(
-    config_file, tmp_path, run_daemon
-):
-    """A reload closes the open track and starts afresh, but `seq` goes on (consumers order by it
-    and count a gap as lost events). The new config writes a second log, so the test also sees
-    that the reload took effect."""
-    before, after = tmp_path / "events.jsonl", tmp_path / "after.jsonl"
-    daemon = run_daemon(load_config(config_file, environ={}), config_file)
+@pytest.fixture
+def sighup_daemon(run_daemon):
+    """sighup_daemon(config, path) -> RunningDaemon whose SIGHUP handler is installed, as
+    `edgefer daemon` installs it; the test process's own handlers come back at the end."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    daemon.service.install_signal_handlers()  # as `edgefer daemon` does
-    try:
-        assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(before)), 60)
-        config_file.write_text(config_file.read_text().replace(before.name, after.name))
-        os.kill(os.getpid(), signal.SIGHUP)
-        assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(after)), 30)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+
+    def start(config, path):
+        daemon = run_daemon(config, path)
+        daemon.service.install_signal_handlers()
+        return daemon
+
+    yield start
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+def test_a_reload_keeps_the_tracks_and_the_sequence(config_file, tmp_path, sighup_daemon):
+    """A valid reload must not end tracks: the face that never left has one face_appeared and
+    one face_left, seq goes on by one, and the run id stays. The new config writes a second
+    log, so the test also sees that the reload took effect."""
+    before, after = tmp_path / "events.jsonl", tmp_path / "after.jsonl"
+    daemon = sighup_daemon(load_config(config_file, environ={}), config_file)
+    assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(before)), 60)
+    pipeline = daemon.service.pipeline
+    config_file.write_text(config_file.read_text().replace(before.name, after.name))
+    os.kill(os.getpid(), signal.SIGHUP)
+    assert wait_for(lambda: any(e["type"] == "summary" for e in events_of(after)), 30)
+    assert daemon.service.pipeline is pipeline
     daemon.stop()
-    first, second = events_of(before), events_of(after)
-    assert first[-1]["type"] == "face_left"  # the reload closed the track
-    seqs = [e["seq"] for e in first + second]
-    assert seqs == list(range(1, len(seqs) + 1))
+    events = events_of(before) + events_of(after)
+    assert [e["type"] for e in events].count("face_appeared") == 1
+    assert [e["type"] for e in events].count("face_left") == 1
+    appeared = next(e for e in events if e["type"] == "face_appeared")
+    assert events[-1]["type"] == "face_left" and events[-1]["track"] == appeared["track"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["run"] for e in events}) == 1
+
+
+@pytest.mark.parametrize("change", ["port in use", "unwritable events path", "bad bundle"])
+def test_a_reload_that_cannot_work_keeps_the_running_daemon(
+    config_file, tmp_path, sighup_daemon, caplog, change
+):
+    """Every new part is built before any running one is touched: a port in use, a JSONL path
+    that cannot be written or a bundle that is not one leave the old parts running."""
+    events = tmp_path / "events.jsonl"
+    daemon = sighup_daemon(load_config(config_file, environ={}), config_file)
+    assert wait_for(lambda: events_of(events), 60)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    (tmp_path / "file").write_text("")
+    text = config_file.read_text()
+    new = {
+        "port in use": text.replace("port = 0", f"port = {busy.getsockname()[1]}"),
+        "unwritable events path": text.replace(str(events), str(tmp_path / "file" / "e.jsonl")),
+        "bad bundle": f'bundle = "{tmp_path}"\n' + text,
+    }[change]
+    config_file.write_text(new)
+    with caplog.at_level(logging.ERROR, "edgefer.daemon"):
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert wait_for(lambda: "SIGHUP: config refused" in caplog.text, 30)
+    busy.close()
+    seen = len(events_of(events))
+    assert wait_for(lambda: len(events_of(events)) > seen, 10)  # the old JSONL still written
+    assert get(daemon.url + "/healthz")[0] == 200  # the old server still answers
+    assert daemon.thread.is_alive()
+
+
+def test_a_reload_may_move_the_server_to_another_address_on_the_same_port(
+    config_file, tmp_path, sighup_daemon
+):
+    """127.0.0.1 to localhost (or to 0.0.0.0) on the same port: the new socket cannot be bound
+    while the old one holds the port, so the old one lets go first."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_file.write_text(config_file.read_text().replace("port = 0", f"port = {port}"))
+    daemon = sighup_daemon(load_config(config_file, environ={}), config_file)
+    assert wait_for(lambda: get(daemon.url + "/healthz")[0] == 200, 60)
+    old = daemon.service.server
+    config_file.write_text(config_file.read_text() + 'bind = "localhost"\n')
+    os.kill(os.getpid(), signal.SIGHUP)
+    assert wait_for(lambda: daemon.service.server is not old, 30)
+    assert daemon.service.server.config.bind == "localhost"
+    assert get(f"http://localhost:{port}/healthz")[0] == 200
+
+
+def test_events_name_their_run_and_a_restart_starts_a_new_one(config_file, tmp_path, run_daemon):
+    """seq starts at 1 in each run; the run id tells the runs in one log apart."""
+    out = tmp_path / "events.jsonl"
+    for _ in range(2):
+        daemon = run_daemon(load_config(config_file, environ={}), config_file)
+        count = len(events_of(out))
+        assert wait_for(lambda n=count: len(events_of(out)) > n, 60)
+        daemon.stop()
+    events = events_of(out)
+    runs = list(dict.fromkeys(e["run"] for e in events))
+    assert len(runs) == 2
+    for run_id in runs:
+        seqs = [e["seq"] for e in events if e["run"] == run_id]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_fps_in_metrics_comes_from_frames_not_the_first_summary(config_file, run_daemon):
+    config = load_config(config_file, ["events.summary_interval=600"], environ={})
+    base = run_daemon(config, config_file).url
+    assert wait_for(lambda: metric_families(base)["edgefer_fps"].samples[0].value > 1, 60)
+
+
+def test_a_source_that_goes_away_is_503_and_a_source_down_event_then_up_again(
+    slow_face_video, tmp_path, broker, run_daemon
+):
+    """The source goes away after frames flowed: /healthz turns 503 once no frame came for
+    stall_seconds (a stall check that stops after the first frame would keep answering 200),
+    /status names the cause, and consumers hear it: a source_down event with the cause on JSONL
+    and MQTT, and the retained <prefix>/source state; frames back give source_up."""
+    import shutil
+
+    video = tmp_path / "going.mp4"
+    shutil.copy(slow_face_video, video)
+    out = tmp_path / "events.jsonl"
+    overrides = [
+        f"source.uri={video}",
+        "source.stall_seconds=0.5",
+        "source.reconnect_max_seconds=0.5",
+        "server.port=0",
+        f"outputs.jsonl.path={out}",
+        *mqtt_overrides(broker, tmp_path),
+    ]
+    base = run_daemon(load_config(None, overrides, environ={})).url
+    assert wait_for(lambda: get(base + "/healthz")[0] == 200, 60)
+    os.remove(video)  # the capture reopens it at its end, and cannot
+    assert wait_for(lambda: get(base + "/healthz")[0] == 503, 30)
+
+    def source():
+        return json.loads(get(base + "/status")[1])["source"]
+
+    assert wait_for(lambda: "no such file" in (source()["error"] or ""), 10)
+    assert source()["state"] == "reconnecting"
+    assert wait_for(lambda: any(e["type"] == "source_down" for e in events_of(out)), 10)
+    down = next(e for e in events_of(out) if e["type"] == "source_down")
+    assert down["cause"] in ("end of the video", f"cannot open {video}: no such file or device")
+    assert down["source"] == str(video)
+    late = Subscriber(broker.port)  # subscribes after the event: the retained state tells it
+    assert wait_for(lambda: ("edgefer/source", b"offline", True) in late.messages, 10)
+    shutil.copy(slow_face_video, video)
+    assert wait_for(lambda: get(base + "/healthz")[0] == 200, 30)
+    assert wait_for(lambda: [e["type"] for e in events_of(out)].count("source_up") == 2, 10)
+    types = [e["type"] for e in events_of(out) if e["type"].startswith("source")]
+    assert types == ["source_up", "source_down", "source_up"]
+    assert wait_for(lambda: ("edgefer/source", b"online", False) in late.messages, 10)
+
+
+def test_status_and_metrics_name_the_bundle(config_file, run_daemon):
+    config = load_config(config_file, ["bundle=edge-fast"], environ={})
+    base = run_daemon(config, config_file).url
+    status = json.loads(get(base + "/status")[1])
+    assert status["bundle"] == "edge-fast" and status["config_file"] == str(config_file.resolve())
+    assert metric_families(base)["edgefer_info"].samples[0].labels["bundle"] == "edge-fast"
 
 
 @pytest.mark.parametrize("key", [None, "edge-fast", "./edge"])

@@ -66,3 +66,114 @@ def test_secrets_come_from_files_or_environment_never_flags_and_are_masked(tmp_p
     assert camera.masked()["source"]["uri"] == "rtsp://admin:***@cam:554/1"
     with pytest.raises(EdgeferError, match="secrets never go on the command line"):
         load_config(path, ["server.token=abc"], environ={})
+
+
+@pytest.mark.parametrize("how", ["file", "blank file", "environment"])
+def test_an_empty_token_is_refused_at_load_not_taken_for_no_authentication(tmp_path, how):
+    """SecretStr("") is falsy: an empty token once switched authentication off on 0.0.0.0."""
+    token = tmp_path / "token"
+    token.write_text({"file": "", "blank file": " \n\t\n", "environment": "unused"}[how])
+    path = write(tmp_path, f'[server]\nbind = "0.0.0.0"\ntoken_file = "{token}"\n')
+    env = {"EDGEFER_SERVER__TOKEN": ""} if how == "environment" else {}
+    with pytest.raises(EdgeferError, match="key server.token: .*the token is empty"):
+        load_config(path, environ=env)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        'server={token="abc"}',
+        'server={bind="127.0.0.1", token="abc"}',
+        'outputs.mqtt={host="h", password="pw"}',
+        'outputs={mqtt={host="h", password="pw"}}',
+        "server.token=abc",
+    ],
+)
+def test_a_secret_inside_a_table_on_the_command_line_is_refused(tmp_path, override):
+    with pytest.raises(EdgeferError, match="secrets never go on the command line"):
+        load_config(None, [override], environ={})
+
+
+def test_a_table_without_secrets_may_still_be_set(tmp_path):
+    cfg = load_config(None, ['server={bind="127.0.0.1", port=0}'], environ={})
+    assert cfg.server.port == 0
+
+
+def test_secrets_from_the_environment_are_raw_text():
+    env = {"EDGEFER_SERVER__TOKEN": "123456", "EDGEFER_OUTPUTS__MQTT__PASSWORD": '"abc"'}
+    cfg = load_config(None, ["outputs.mqtt.host=h"], environ=env)
+    assert cfg.server.token.get_secret_value() == "123456"
+    assert cfg.outputs.mqtt.password.get_secret_value() == '"abc"'
+
+
+def test_print_config_masks_a_webhook_secret_in_path_and_query():
+    url = "https://hooks.example.com:8443/services/T0/B0/s3cretpath?token=s3cretq"
+    shown = json.dumps(load_config(None, [f'outputs.webhook.url="{url}"'], environ={}).masked())
+    assert "s3cret" not in shown
+    assert "https://hooks.example.com:8443/***" in shown
+
+
+@pytest.mark.parametrize("prefix", ["home/+/edgefer", "edgefer/#", ""])
+def test_an_mqtt_prefix_with_a_wildcard_is_refused(prefix):
+    with pytest.raises(EdgeferError, match="key outputs.mqtt.topic_prefix: .*without \\+ or #"):
+        load_config(None, ["outputs.mqtt.host=h", f'outputs.mqtt.topic_prefix="{prefix}"'], {})
+
+
+def test_a_misspelt_required_key_is_named_beside_the_missing_one(tmp_path):
+    path = write(tmp_path, '[outputs.mqtt]\nhots = "broker"\n')
+    with pytest.raises(EdgeferError) as err:
+        load_config(path, environ={})
+    message = str(err.value)
+    assert "outputs.mqtt.host: Field required" in message and "outputs.mqtt.hots" in message
+
+
+def test_paths_expand_the_home_directory_and_relative_paths_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = write(tmp_path, '[outputs.jsonl]\npath = "~/edgefer/events.jsonl"\n')
+    assert load_config(path, environ={}).outputs.jsonl.path == tmp_path / "edgefer/events.jsonl"
+    path = write(tmp_path, '[outputs.jsonl]\npath = "edgefer/events.jsonl"\n')
+    with pytest.raises(EdgeferError, match="key outputs.jsonl.path: .*absolute path"):
+        load_config(path, environ={})
+
+
+def test_secret_files_expand_the_home_directory_and_must_be_absolute(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "tok").write_text("s3cret\n")
+    monkeypatch.chdir(tmp_path)
+    home = write(tmp_path, '[server]\nbind = "0.0.0.0"\ntoken_file = "~/tok"\n')
+    assert load_config(home, environ={}).server.token.get_secret_value() == "s3cret"
+    relative = write(tmp_path, '[server]\nbind = "0.0.0.0"\ntoken_file = "tok"\n')
+    with pytest.raises(EdgeferError, match="key server.token_file: expected an absolute path"):
+        load_config(relative, environ={})
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("ftp://host/x", "expected an http:// or https:// URL"),
+        ("https:///path-only", "with a host"),
+        ("https://host:port/x", "expected an http:// or https:// URL"),
+        ("https://host/services/T0/SEKRET here", "spaces or control characters"),
+        ("https://user:pw@host/x", "user:password@ in a webhook URL is never sent"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_posted_to_is_refused_at_load(url, message):
+    with pytest.raises(EdgeferError, match=message) as err:
+        load_config(None, [f'outputs.webhook.url="{url}"'], environ={})
+    assert "SEKRET" not in str(err.value) and "pw" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "uri, shown",
+    [
+        ("rtsp://admin:p@ss@cam:554/stream", "rtsp://admin:***@cam:554/stream"),
+        ("rtsp://admin:secret@cam/1", "rtsp://admin:***@cam/1"),
+        ("http://cam/video?user=a&pwd=secret", "http://cam/video?***"),
+        ("/srv/video?.mp4", "/srv/video?.mp4"),
+        ("rtsp://cam/1", "rtsp://cam/1"),
+    ],
+)
+def test_camera_uris_are_shown_without_their_secrets(uri, shown):
+    from edgefer.device.daemon_config import redact_uri
+
+    assert redact_uri(uri) == shown

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgefer.cli import device_cmd
+from edgefer.device import saver
 from edgefer.device.backends import PREFERENCES
 from tests.cli_helpers import run
 from tests.device.test_sources import damage_avi, write_avi
@@ -91,7 +92,7 @@ def test_folder_of_mixed_sizes_saves_every_frame_letterboxed(tiny_bundle, tmp_pa
 def test_video_writer_that_cannot_open_leaves_nothing(
     tiny_bundle, face_video, tmp_path, monkeypatch
 ):
-    monkeypatch.setitem(device_cmd.VIDEO_TARGETS, ".mp4", "ZZZZ")  # a codec no build has
+    monkeypatch.setitem(saver.VIDEO_TARGETS, ".mp4", "ZZZZ")  # a codec no build has
     out = tmp_path / "out"
     res = run(
         "detect",

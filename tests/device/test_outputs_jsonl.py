@@ -1,7 +1,15 @@
 import json
+import logging
+import os
+import re
+import stat
+
+import pytest
 
 from edgefer.device.daemon_config import JsonlConfig
 from edgefer.device.outputs.jsonl import JsonlSink
+from edgefer.errors import EdgeferError
+from tests.device.disks import fill, small_disk
 
 
 def test_events_rotate_by_size_and_count_and_stay_in_order(tmp_path):
@@ -28,3 +36,99 @@ def test_nothing_propagates_to_the_root_logger(tmp_path, caplog):
     sink.close()
     assert caplog.records == []
     assert json.loads((tmp_path / "e.jsonl").read_text()) == {"seq": 1}
+
+
+def daemon_log(caplog, level):
+    return [
+        r.getMessage() for r in caplog.records if r.name == "edgefer.daemon" and r.levelno == level
+    ]
+
+
+def test_a_full_disk_is_one_line_and_a_count_not_a_traceback_per_event(tmp_path, caplog, capsys):
+    path = tmp_path / "events.jsonl"
+    path.symlink_to("/dev/full")  # every write: ENOSPC
+    sink = JsonlSink(JsonlConfig(path=path))
+    for seq in range(50):
+        sink.send({"seq": seq})
+    sink.close()  # flushes nothing that failed: no exception either
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---" block
+    assert sink.status() == {
+        "state": "disk_full",
+        "error": "No space left on device",
+        "depth": 0,
+        "dropped": 50,
+    }
+    assert daemon_log(caplog, logging.WARNING) == [
+        f"jsonl {path}: No space left on device; events are dropped and counted meanwhile"
+    ]
+
+
+def test_writing_again_after_a_full_disk_is_said_once_and_drops_stay_dropped(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="edgefer.daemon")
+    path, room = tmp_path / "events.jsonl", tmp_path / "room.jsonl"
+    path.symlink_to("/dev/full")
+    sink = JsonlSink(JsonlConfig(path=path))
+    for seq in range(3):
+        sink.send({"seq": seq})
+    path.unlink()
+    path.symlink_to(room)  # the disk has room again
+    for seq in range(3, 6):
+        sink.send({"seq": seq})
+    sink.close()
+    assert sink.status() == {"state": "ok", "error": None, "depth": 0, "dropped": 3}
+    assert daemon_log(caplog, logging.INFO) == [
+        f"jsonl {path}: writing again; 3 events dropped so far"
+    ]
+    # the failed lines were discarded, not written late with the next one
+    assert [json.loads(line)["seq"] for line in room.read_text().splitlines()] == [3, 4, 5]
+
+
+def test_a_torn_last_line_is_ended_before_the_next_event(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"seq":1}\n{"seq":2,"ty')  # a full disk or a power cut, mid-line
+    sink = JsonlSink(JsonlConfig(path=path))
+    sink.send({"seq": 3})
+    sink.close()
+    assert path.read_text().splitlines() == ['{"seq":1}', '{"seq":2,"ty', '{"seq":3}']
+
+
+def test_a_really_full_disk(tmp_path):
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        sink = JsonlSink(JsonlConfig(path=disk / "events.jsonl"))
+        sink.send({"seq": 0})
+        filler = fill(disk)
+        for seq in range(1, 200):  # what the last page of the file still holds, then nothing
+            sink.send({"seq": seq, "pad": "x" * 80})
+        assert sink.status()["state"] == "disk_full"
+        filler.unlink()
+        sink.send({"seq": 200})
+        sink.close()
+        lines = (disk / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.endswith("}")]
+    assert len(lines) - len(events) <= 1  # a line the disk cut short stays on its own
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(seqs[-2] + 1)) + [200] and sink.dropped() == 199 - seqs[-2]
+
+
+def test_the_event_log_is_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "logs" / "events.jsonl"
+        sink = JsonlSink(JsonlConfig(path=path, max_bytes=1024, backups=2))
+        for seq in range(100):
+            sink.send({"seq": seq, "pad": "x" * 40})
+        sink.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    files = sorted(path.parent.iterdir())
+    assert len(files) == 3 and {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+
+
+def test_a_log_that_cannot_be_created_is_one_line_naming_it(tmp_path):
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "events.jsonl"
+    with pytest.raises(
+        EdgeferError, match=rf"^{re.escape(str(path))}: cannot write the event log \(.+\)$"
+    ):
+        JsonlSink(JsonlConfig(path=path))

@@ -50,3 +50,18 @@ def test_one_tflite_runtime_shared_by_four_threads(tiny_bundle, model):
     for th in threads:
         th.join()
     assert not failures, f"{len(failures)} failures, first: {failures[0]}"
+
+
+def test_without_a_tflite_runtime_it_says_so_and_never_falls_back_to_tensorflow(monkeypatch):
+    """tf.lite would pull all of TensorFlow into device/, which a Pi does not have."""
+    import sys
+    import types
+
+    from edgefer.device.runtimes import tflite_module
+    from edgefer.errors import EdgeferError
+
+    for name in ("ai_edge_litert", "tflite_runtime"):
+        monkeypatch.setitem(sys.modules, name, None)  # None: `import name` raises ImportError
+    monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(lite="tf.lite"))
+    with pytest.raises(EdgeferError, match="no TFLite runtime: pip install ai-edge-litert"):
+        tflite_module()

@@ -2,6 +2,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,9 @@ def test_unit_is_hardened_and_verifies(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed")
     unit = tmp_path / "edgefer.service"
-    unit.write_text(text.replace("/opt/edgefer/venv/bin/edgefer", shutil.which("edgefer")))
+    # The console script of the Python running the tests (the venv's bin/ may not be on PATH).
+    edgefer = str(Path(sys.executable).with_name("edgefer"))
+    unit.write_text(text.replace("/opt/edgefer/venv/bin/edgefer", edgefer))
     proc = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
