@@ -26,11 +26,17 @@ import click
 @click.option(
     "--print-config", is_flag=True, help="Print the resolved config (secrets masked) and exit."
 )
-def daemon(config_path, overrides, print_config):
+@click.option(
+    "--schema", is_flag=True, help="Print the config's JSON Schema (for editors) and exit."
+)
+def daemon(config_path, overrides, print_config, schema):
     """Run the camera detection daemon until SIGTERM/SIGINT (SIGHUP re-reads the config)."""
     from edgefer.device.daemon import Daemon
-    from edgefer.device.daemon_config import load_config
+    from edgefer.device.daemon_config import DaemonConfig, load_config
 
+    if schema:
+        click.echo(json.dumps(DaemonConfig.model_json_schema(), indent=2))
+        return
     config = load_config(config_path, list(overrides))
     if print_config:
         click.echo(json.dumps(config.masked(), indent=2))

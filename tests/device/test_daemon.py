@@ -78,6 +78,19 @@ def test_print_config_resolves_and_masks(tmp_path, monkeypatch):
     assert cfg["threads"] == 2 and cfg["server"]["token"] == "**********"
 
 
+def test_schema_describes_every_key_for_editors():
+    res = run("daemon", "--schema")
+    assert res.exit_code == 0
+    schema = json.loads(res.output)
+    assert set(schema["properties"]) == {
+        "bundle", "backend", "threads", "margin", "source", "detector", "tracking", "events",
+        "outputs", "server",
+    }  # fmt: skip
+    detector = schema["$defs"]["DetectorConfig"]
+    assert detector["additionalProperties"] is False  # an editor flags a misspelt key
+    assert detector["properties"]["kind"]["enum"] == ["haar", "blazeface"]
+
+
 def test_the_example_config_is_valid():
     from pathlib import Path
 
