@@ -145,12 +145,16 @@ class Daemon:
         return None if newest is None else annotated_jpeg(*newest)
 
     def fps(self) -> float:
-        """Frames processed per second over the last FPS_WINDOW seconds (0 once frames stop)."""
+        """Frames processed per second over the last FPS_WINDOW seconds, or, at rates too slow
+        for two frames in that window (a Pi under load, a slow camera), over the last two
+        frames; 0 once frames stop (none for stall_seconds)."""
+        times = list(self.frame_times)
         now = time.monotonic()
-        recent = [t for t in list(self.frame_times) if now - t <= FPS_WINDOW]
-        if len(recent) < 2:
+        if len(times) < 2 or now - times[-1] > self.config.source.stall_seconds:
             return 0.0
-        return round((len(recent) - 1) / (recent[-1] - recent[0]), 1)
+        recent = [t for t in times if now - t <= FPS_WINDOW]
+        span = recent if len(recent) >= 2 else times[-2:]
+        return round((len(span) - 1) / (span[-1] - span[0]), 2)
 
     def status(self) -> dict:
         cap = self.capture

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from edgefer.errors import EdgeferError, shown
+from edgefer.errors import EdgeferError, shown, validation_line
 
 ENV_PREFIX = "EDGEFER_"
 
@@ -266,27 +266,8 @@ def load_config(
         config = DaemonConfig.model_validate(_with_secret_files(data))
     except ValidationError as exc:
         origin = f"{path}: " if path is not None else ""
-        raise EdgeferError(origin + validation_message(exc)) from None
+        raise EdgeferError(origin + validation_line(exc)) from None
     return config
-
-
-def validation_message(exc: ValidationError) -> str:
-    """The first problem as one line: `key a.b: what was expected`. A required key reported
-    missing next to an unknown key in the same table is most likely a misspelling, so the line
-    names both (`hots = ...` for `host`)."""
-    errors = exc.errors()
-    err = errors[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    line = f"key {shown(where)}: {shown(err['msg'], 200)}"
-    if err["type"] == "missing":
-        unknown = [
-            ".".join(str(p) for p in e["loc"])
-            for e in errors
-            if e["type"] == "extra_forbidden" and e["loc"][:-1] == err["loc"][:-1]
-        ]
-        if unknown:
-            line += f" (and {', '.join(shown(u) for u in unknown)} is not a known key: misspelt?)"
-    return line
 
 
 def _holds_secret(data: dict, keys: tuple[str, ...]) -> bool:

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgefer.device.formats import NAMES
-from edgefer.errors import EdgeferError, shown
+from edgefer.errors import EdgeferError, validation_line
 
 FORMAT = "edgefer-bundle/1"
 FORMATS = NAMES  # every format a bundle may list: the rows of device/formats.py
@@ -158,9 +158,7 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
     try:
         return Manifest.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = shown(".".join(str(p) for p in err["loc"]) or "(top level)")
-        raise EdgeferError(f"{path}: field {where}: {shown(err['msg'], 200)}") from None
+        raise EdgeferError(f"{path}: {validation_line(exc, 'field')}") from None
     except RecursionError:
         raise EdgeferError(f"{path}: nested too deeply; expected a bundle manifest") from None
 

@@ -17,6 +17,27 @@ def shown(value, limit: int | None = 60) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def validation_line(exc, noun: str = "key") -> str:
+    """A pydantic ValidationError as our one line: `key a.b: what was expected`, for the first
+    problem. A required key reported missing next to an unknown key in the same table is most
+    likely a misspelling, so the line names both (`hots = ...` for `host`)."""
+    errors = exc.errors()
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    line = f"{noun} {shown(where)}: {shown(err['msg'], 200)}"
+    if err["type"] == "missing":
+        unknown = [
+            ".".join(str(p) for p in e["loc"])
+            for e in errors
+            if e["type"] == "extra_forbidden" and e["loc"][:-1] == err["loc"][:-1]
+        ]
+        if unknown:
+            line += (
+                f" (and {', '.join(shown(u) for u in unknown)} is not a known {noun}: misspelt?)"
+            )
+    return line
+
+
 class EdgeferError(Exception):
     """A problem with the user's input or environment, not a bug in edgefer."""
 

@@ -203,7 +203,7 @@ def known_csv(known_bundle) -> Path:
 
 # The suite's tiers (README "Tests"): `-m "not services and not emulated and not field"` is the
 # fast loop. CI, and the README's test command, run every tier.
-TIER_OF_FOLDER = {"deploy": "services", "arm64": "emulated", "field": "field"}
+TIER_OF_FOLDER = {"deploy": "services", "arm64": "emulated"}  # tests/field marks its own
 SERVICE_FIXTURES = {"broker", "browser"}  # a real Mosquitto, a real chromium
 
 

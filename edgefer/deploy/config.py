@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from edgefer.device.daemon_config import SECRET_KEYS, DaemonConfig
-from edgefer.errors import EdgeferError, shown
+from edgefer.errors import EdgeferError, shown, validation_line
 
 
 def parse_config(text: str, where: str) -> DaemonConfig:
@@ -26,11 +26,10 @@ def parse_config(text: str, where: str) -> DaemonConfig:
         raise EdgeferError(f"{where}: not valid TOML ({shown(exc, 200)})") from None
     data.pop("bundle", None)  # replaced by the release's bundle when the daemon starts
     try:
-        config = DaemonConfig.model_validate(data)
+        # The device's paths: `~` is the device user's home, not this machine's.
+        config = DaemonConfig.model_validate(data, context={"device": True})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EdgeferError(f"{where}: key {shown(key)}: {shown(err['msg'], 200)}") from None
+        raise EdgeferError(f"{where}: {validation_line(exc)}") from None
     if config.server.port == 0:
         raise EdgeferError(
             f"{where}: key server.port: 0 picks a random port; deploy needs a fixed one to check "

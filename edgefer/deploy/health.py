@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import posixpath
+import shlex
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from edgefer.deploy.service import Service
-from edgefer.deploy.ssh import Remote, quote
+from edgefer.deploy.ssh import Remote
 from edgefer.device.daemon_config import DaemonConfig
 
 WILDCARD = {"0.0.0.0", "::", ""}
@@ -32,12 +33,22 @@ class Endpoint:
     token: str | None = None
 
 
+def device_path(path) -> str:
+    """`path` for the device's shell, quoted, with a leading `~` left for that shell to expand
+    to the device user's home (`"$HOME"'/rest'`)."""
+    text = str(path)
+    if text == "~" or text.startswith("~/"):
+        return '"$HOME"' + (shlex.quote(text[1:]) if len(text) > 1 else "")
+    return shlex.quote(text)
+
+
 async def endpoint(remote: Remote, config: DaemonConfig) -> Endpoint:
     """From the release's config; a token_file is read on the device, where it lives."""
     server = config.server
     token = server.token.get_secret_value() if server.token else None
     if token is None and server.token_file is not None:
-        token = (await remote.run(quote("cat", server.token_file), check=False)).strip() or None
+        token = (await remote.run(f"cat {device_path(server.token_file)}", check=False)).strip()
+        token = token or None
     host = "127.0.0.1" if server.bind in WILDCARD else server.bind
     return Endpoint(host, server.port, token)
 

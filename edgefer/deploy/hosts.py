@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgefer.errors import EdgeferError, shown
+from edgefer.errors import EdgeferError, shown, validation_line
 
 ADDRESS = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
@@ -97,9 +97,7 @@ def load_inventory(path: str | Path) -> list[Target]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EdgeferError(f"{path}: not valid TOML ({shown(exc, 200)})") from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EdgeferError(f"{path}: key {shown(where)}: {shown(err['msg'], 200)}") from None
+        raise EdgeferError(f"{path}: {validation_line(exc)}") from None
     base = path.parent
 
     def local(p: Path | None) -> Path | None:

@@ -427,3 +427,18 @@ def test_the_bundle_key_takes_a_bundled_name_or_a_directory(
     )
     pipe = build_pipeline(load_config(path, [], {"HOME": str(tmp_path)}))
     assert pipe.manifest == load_manifest(expected)
+
+
+def test_fps_is_not_0_at_rates_below_one_frame_in_the_window(config_file, monkeypatch):
+    """A Pi under load at 0.3 FPS is slow, not stopped: /status and edgefer_fps say 0.3."""
+    from edgefer.device import daemon as daemon_module
+
+    service = Daemon(load_config(config_file, ["source.stall_seconds=10"], environ={}))
+    now = 1000.0
+    monkeypatch.setattr(daemon_module.time, "monotonic", lambda: now)
+    service.frame_times.extend([now - 9.0, now - 5.8, now - 2.5])  # one frame every ~3.3 s
+    assert service.fps() == 0.3
+    service.frame_times.clear()
+    service.frame_times.extend([now - 14.0, now - 11.0])  # none for longer than stall_seconds
+    assert service.fps() == 0.0
+    service.server.stop()
