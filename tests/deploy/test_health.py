@@ -15,9 +15,8 @@ def test_a_token_file_under_home_is_the_device_users_not_this_machines(tmp_path)
     (tmp_path / "tok").write_text("s3cret\n")
     env = {**os.environ, "HOME": str(tmp_path)}
     command = f"cat {device_path(config.server.token_file)}"
-    assert subprocess.run(["sh", "-c", command], env=env, capture_output=True).stdout == (
-        b"s3cret\n"
-    )
+    shell = subprocess.run(["sh", "-c", command], env=env, capture_output=True, check=True)
+    assert shell.stdout == b"s3cret\n"
 
 
 @pytest.mark.parametrize(
