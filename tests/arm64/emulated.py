@@ -21,7 +21,8 @@ import numpy as np
 
 from edgefer.deploy.wheelhouse import build_wheelhouse, platform_tags
 from tests import known_answer
-from tests.arm64.pi_root import CPUS, VENV, PiRoot, locked
+from tests.arm64.pi_root import CPUS, VENV, PiRoot
+from tests.harness import locked
 from tests.test_known_answer import TOLERANCE as KNOWN_TOLERANCE
 
 PI_PYTHON, PI_GLIBC = "3.11", (2, 36)

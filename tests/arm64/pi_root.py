@@ -34,8 +34,6 @@ Two emulator artifacts are worked around here, not in edgefer:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -43,6 +41,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.harness import HarnessError, run_step, which
 
 REPO = Path(__file__).resolve().parents[2]
 # Git-ignored. CI starts without it; local runs reuse the root and the venv in it.
@@ -55,7 +55,6 @@ VENV = "/opt/edgefer/venv"  # inside the guest
 # A newer qemu-aarch64 (e.g. from bookworm-backports) may be named here instead.
 QEMU = os.environ.get("EDGEFER_QEMU_AARCH64", "qemu-aarch64-static")
 TOOLS = {"debootstrap": "debootstrap", QEMU: "qemu-user-static", "proot": "proot"}
-SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 
 @dataclass(frozen=True)
@@ -122,14 +121,6 @@ CPUS = {
 }
 
 
-class HarnessError(RuntimeError):
-    """The emulated Pi could not be built or run (a missing tool, a failed download)."""
-
-
-def which(tool: str) -> str | None:
-    return shutil.which(tool) or shutil.which(tool, path=SBIN)
-
-
 def missing_tools() -> list[str]:
     """The Debian packages to install for the tools that are not here."""
     return sorted({pkg for tool, pkg in TOOLS.items() if not which(tool)})
@@ -146,27 +137,8 @@ def require_tools() -> None:
         raise HarnessError("debootstrap needs root (CI and the developers' machines run as root)")
 
 
-def _run(cmd: list[str], what: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise HarnessError(f"{what} took longer than {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise HarnessError(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return proc
-
-
-@contextlib.contextmanager
-def locked(cache: Path = CACHE):
-    """One user of the cache at a time (two test runs would unpack into the same root)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / "lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _run(cmd, what: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return run_step(cmd, what, timeout, HarnessError)
 
 
 class PiRoot:

@@ -25,8 +25,6 @@ How it is built, and why:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -34,6 +32,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+from tests.harness import HarnessError, locked, run_step, which
 
 REPO = Path(__file__).resolve().parents[2]
 # Git-ignored. CI starts without it; local runs reuse the disk image in it.
@@ -68,7 +68,6 @@ TOOLS = {
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
 }
-SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 # What the root gets besides its packages: file contents by path.
 FILES = {
@@ -85,12 +84,8 @@ FILES = {
 }
 
 
-class MachineError(RuntimeError):
+class MachineError(HarnessError):
     """The stand-in could not be built or booted (a missing tool, a failed download, no SSH)."""
-
-
-def which(tool: str) -> str | None:
-    return shutil.which(tool) or shutil.which(tool, path=SBIN)
 
 
 def missing_tools() -> list[str]:
@@ -109,28 +104,7 @@ def require_tools() -> None:
 
 
 def _run(cmd, what: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(
-            [str(c) for c in cmd], capture_output=True, text=True, check=False, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        raise MachineError(f"{what} took longer than {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise MachineError(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return proc
-
-
-@contextlib.contextmanager
-def locked(cache: Path = CACHE):
-    """One builder of the cache at a time (two test runs would debootstrap into one folder)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / "lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return run_step(cmd, what, timeout, MachineError)
 
 
 class Image:
