@@ -99,7 +99,8 @@ def test_an_offline_wheelhouse_is_built_again_from_the_cache_with_no_index(
     from edgefer.deploy.wheel import edgefer_wheel
     from edgefer.deploy.wheelhouse import build_wheelhouse
 
-    cache = request.config.cache.mkdir("edgefer-deploy") if request.config.cache else tmp_path
+    provider = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    cache = provider.mkdir("edgefer-deploy") if provider else tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     wheel = edgefer_wheel()
     glibc = tuple(int(p) for p in platform.libc_ver()[1].split(".")[:2])
