@@ -216,3 +216,24 @@ def pytest_collection_modifyitems(config, items):
             tier = "services"
         if tier is not None:
             item.add_marker(tier)
+
+
+# The deploy caches, shared by tests/deploy and tests/field (both deploy this checkout).
+@pytest.fixture(scope="session")
+def deploy_cache(request, tmp_path_factory) -> Path:
+    """XDG_CACHE_HOME for edgefer's wheel and wheelhouse caches, kept between runs (in a
+    temporary folder when pytest runs without its cache, -p no:cacheprovider)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("edgefer-deploy-cache")
+    return Path(cache.mkdir("edgefer-deploy"))
+
+
+@pytest.fixture(scope="session")
+def device_wheel(deploy_cache) -> Path:
+    """This checkout's edgefer wheel, built once per session by the deploy's own builder."""
+    from edgefer.deploy.wheel import edgefer_wheel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(deploy_cache))
+        return edgefer_wheel()

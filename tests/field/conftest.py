@@ -30,24 +30,6 @@ def say(message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def field_cache(request, tmp_path_factory) -> Path:
-    """XDG_CACHE_HOME for edgefer's wheel and wheelhouse caches (tests/deploy's, shared)."""
-    cache = getattr(request.config, "cache", None)
-    if cache is None:
-        return tmp_path_factory.mktemp("edgefer-deploy-cache")
-    return Path(cache.mkdir("edgefer-deploy"))
-
-
-@pytest.fixture(scope="session")
-def field_wheel(field_cache) -> Path:
-    from edgefer.deploy.wheel import edgefer_wheel
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(field_cache))
-        return edgefer_wheel()
-
-
-@pytest.fixture(scope="session")
 def machine(tmp_path_factory):
     """The booted stand-in; fails (never skips) when it cannot be built or booted."""
     try:
@@ -116,15 +98,15 @@ class Deployer:
 
 
 @pytest.fixture(scope="session")
-def field_deployer(machine, field_wheel, field_cache) -> Deployer:
+def field_deployer(machine, device_wheel, deploy_cache) -> Deployer:
     # Build the offline wheelhouse for the machine here, in-process, so that its download
     # time is not counted as the deploy's.
     from edgefer.deploy.wheelhouse import build_wheelhouse
 
     glibc = tuple(int(p) for p in platform.libc_ver()[1].split(".")[:2])
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(field_cache))
+        mp.setenv("XDG_CACHE_HOME", str(deploy_cache))
         build_wheelhouse(
-            field_wheel, arch=platform.machine(), python=DEVICE_PYTHON, glibc=glibc, reuse=True
+            device_wheel, arch=platform.machine(), python=DEVICE_PYTHON, glibc=glibc, reuse=True
         )
-    return Deployer(machine, field_wheel, field_cache)
+    return Deployer(machine, device_wheel, deploy_cache)
