@@ -39,21 +39,54 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _absolute(path: Path, info: ValidationInfo | None) -> Path:
-    """`~` expanded; a relative path refused. A relative path would resolve against the daemon's
-    working directory, which under `edgefer deploy` is a release directory that a later deploy
-    prunes, taking the events and the spool with it. Validated on the workstation for a device
-    (context `{"device": True}`), `~` stays: it is the device user's home, not this one's."""
-    on_device = bool(info and info.context and info.context.get("device"))
-    if not (on_device and path.parts[:1] == ("~",)):
+def state_directory(environ: dict | None = None) -> Path:
+    """Where the daemon's relative state paths (events, the MQTT spool) go. Under systemd it is
+    the unit's StateDirectory= ($STATE_DIRECTORY), which systemd creates writable for the
+    daemon and keeps out of the sandbox: /var/lib/edgefer for a system unit, and under the
+    user's home for a user unit, where /var/lib is not the user's to write (an absolute
+    /var/lib path crash-looped a user unit). Started by hand or by `--service none`: the XDG
+    state home, ~/.local/state/edgefer."""
+    env = os.environ if environ is None else environ
+    given = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if given:
+        return Path(given)
+    xdg = env.get("XDG_STATE_HOME", "")
+    return (Path(xdg) if xdg.startswith("/") else Path.home() / ".local/state") / "edgefer"
+
+
+def _on_device(info: ValidationInfo | None) -> bool:
+    """Validated on the workstation for a device (context `{"device": True}`): `~` and relative
+    paths stay as they are, for the device's daemon to resolve in its own home and state
+    directory."""
+    return bool(info and info.context and info.context.get("device"))
+
+
+def _input(path: Path, info: ValidationInfo | None) -> Path:
+    """A file the daemon reads (a secret, a CA): `~` expanded, a relative path refused, since
+    it would resolve against the daemon's working directory, a release that a later deploy
+    prunes."""
+    if not (_on_device(info) and path.parts[:1] == ("~",)):
         path = path.expanduser()
     if not path.is_absolute() and path.parts[:1] != ("~",):
         raise ValueError(f"expected an absolute path or one starting with ~/, got {path}")
     return path
 
 
-# Where the daemon writes or reads state: `~/edgefer/events.jsonl` means the daemon user's home.
-StatePath = Annotated[Path, AfterValidator(_absolute)]
+def _state(path: Path, info: ValidationInfo | None) -> Path:
+    """A path the daemon writes: absolute, `~/...`, or relative to its state directory, which
+    is the default (each kind of service has one that it can write; see state_directory)."""
+    if _on_device(info) or path.is_absolute():
+        return path
+    if path.parts[:1] == ("~",):
+        return path.expanduser()
+    given = info.context.get("state_directory") if info and info.context else None
+    return (given or state_directory()) / path
+
+
+# What the daemon reads: `~/token` means the daemon user's home.
+InputPath = Annotated[Path, AfterValidator(_input)]
+# Where the daemon writes: `events.jsonl` means the daemon's state directory.
+StatePath = Annotated[Path, AfterValidator(_state)]
 
 
 class SourceConfig(Section):
@@ -66,7 +99,8 @@ class SourceConfig(Section):
     pace: bool = True
     max_fps: float = Field(0, ge=0)  # 0 = as fast as frames come
     stall_seconds: float = Field(5, gt=0)  # no frame for this long = reconnect
-    reconnect_max_seconds: float = Field(30, gt=0)  # backoff ceiling
+    # Backoff ceiling: a camera plugged back in is read again within this (plus its open time).
+    reconnect_max_seconds: float = Field(10, gt=0)
 
 
 class DetectorConfig(Section):
@@ -101,10 +135,10 @@ class MqttConfig(Section):
     client_id: str | None = None
     username: str | None = None
     password: SecretStr | None = None  # from password_file or EDGEFER_OUTPUTS__MQTT__PASSWORD
-    password_file: StatePath | None = None
+    password_file: InputPath | None = None
     tls: bool = False
-    ca_file: StatePath | None = None
-    spool_dir: StatePath = Path("/var/lib/edgefer/spool")
+    ca_file: InputPath | None = None
+    spool_dir: StatePath = Field(Path("spool"), validate_default=True)
     spool_max_bytes: int = Field(50_000_000, ge=1024)
 
     @field_validator("topic_prefix")
@@ -154,7 +188,7 @@ class ServerConfig(Section):
     bind: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     token: SecretStr | None = None  # required for any non-loopback bind
-    token_file: StatePath | None = None
+    token_file: InputPath | None = None
     preview: bool = False  # the annotated camera image on the status page
     # Host names the server answers to besides IP addresses, localhost and this machine's name
     # (and NAME.local): a request for any other name is refused, so a web page cannot reach
@@ -263,7 +297,9 @@ def load_config(
                 f"ps and shell history); use a *_file key or the environment"
             )
     try:
-        config = DaemonConfig.model_validate(_with_secret_files(data))
+        config = DaemonConfig.model_validate(
+            _with_secret_files(data), context={"state_directory": state_directory(environ)}
+        )
     except ValidationError as exc:
         origin = f"{path}: " if path is not None else ""
         raise EdgeferError(origin + validation_line(exc)) from None
@@ -314,7 +350,7 @@ def _with_secret_files(data: dict) -> dict:
         if file and key not in node:
             where = f"{'.'.join(section)}.{key}_file"
             try:
-                file = _absolute(Path(str(file)), None)
+                file = _input(Path(str(file)), None)
             except ValueError as exc:
                 raise EdgeferError(f"key {where}: {exc}") from None
             try:

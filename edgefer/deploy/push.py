@@ -19,6 +19,7 @@ from edgefer.deploy.fleet import HostResult, Say
 from edgefer.deploy.health import endpoint, loaded_release, snapshot, wait_healthy
 from edgefer.deploy.hosts import HostError, Target
 from edgefer.deploy.layout import Layout
+from edgefer.deploy.preflight import check_disk, check_fit, check_writable, missing_camera
 from edgefer.deploy.probe import Probe, check_supported, probe
 from edgefer.deploy.release import (
     Bundle,
@@ -46,9 +47,8 @@ from edgefer.device.daemon_config import DaemonConfig
 from edgefer.errors import EdgeferError
 
 # What a new venv takes on the device (numpy, OpenCV, ai-edge-litert and the rest: 343 MB
-# measured on x86_64), and what is left free besides, so the SD card never fills to the last byte.
+# measured on x86_64).
 VENV_BYTES = 400_000_000
-RESERVE_BYTES = 100_000_000
 UP_TO_DATE_WAIT = 5.0  # seconds a running daemon of the same release has to say it is healthy
 
 
@@ -109,6 +109,7 @@ class Deploy:
             say(p.summary())
             say(f"runtime: {check_supported(p)}")
             check_fit(p, config, opts.service)
+            await check_writable(remote, config, opts.service, p.user)
             camera = missing_camera(p, config)
             if camera:
                 say(f"warning: the config reads {camera}, which the device does not have")
@@ -291,45 +292,6 @@ class Plan:
                 f"{health_timeout:g} s), roll back to {self.state.current or 'nothing'} on failure"
             ),
         ]
-
-
-def check_fit(p: Probe, config: DaemonConfig, service: str) -> None:
-    """What the config asks of the device that the device does not have."""
-    if service != "none" and not p.systemd:
-        raise HostError(
-            f"no systemd on the device for --service {service}: "
-            "use --service none (the daemon then runs without supervision)"
-        )
-    if config.backend == "edgetpu":
-        if p.edge_tpu is None:
-            raise HostError(
-                "config backend = edgetpu but no Edge TPU found (no /dev/apex_0, no USB "
-                "1a6e:089a or 18d1:9302): plug it in or use backend = cpu"
-            )
-        if not p.libedgetpu:
-            raise HostError(
-                "Edge TPU present but libedgetpu is not installed: sudo apt install "
-                "libedgetpu1-std (Coral's apt repository)"
-            )
-
-
-def missing_camera(p: Probe, config: DaemonConfig) -> str | None:
-    """The V4L2 camera the config names (/dev/videoN, or its index N) if the device lacks it: a
-    warning, not a refusal (a USB camera may be plugged in later; the health check decides)."""
-    uri = config.source.uri
-    device = f"/dev/video{uri}" if uri.isdigit() else uri
-    if device.startswith("/dev/video") and device not in {dev for dev, _ in p.cameras}:
-        return device
-    return None
-
-
-def check_disk(p: Probe, need: int, layout: Layout) -> None:
-    if p.disk_free < need + RESERVE_BYTES:
-        raise HostError(
-            f"not enough disk space: this release needs about {size_text(need)} in "
-            f"{layout.root} (and {size_text(RESERVE_BYTES)} to spare), the device has "
-            f"{size_text(p.disk_free)} free; free some space or deploy with a smaller --keep"
-        )
 
 
 class Wheels:

@@ -1,8 +1,9 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from edgefer.device.daemon_config import load_config
+from edgefer.device.daemon_config import DaemonConfig, load_config
 from edgefer.errors import EdgeferError
 
 
@@ -127,13 +128,35 @@ def test_a_misspelt_required_key_is_named_beside_the_missing_one(tmp_path):
     assert "outputs.mqtt.host: Field required" in message and "outputs.mqtt.hots" in message
 
 
-def test_paths_expand_the_home_directory_and_relative_paths_are_refused(tmp_path, monkeypatch):
+def test_written_paths_expand_the_home_directory_and_relative_ones_go_to_the_state_directory(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "..")  # never the working directory: a release, pruned later
     path = write(tmp_path, '[outputs.jsonl]\npath = "~/edgefer/events.jsonl"\n')
     assert load_config(path, environ={}).outputs.jsonl.path == tmp_path / "edgefer/events.jsonl"
-    path = write(tmp_path, '[outputs.jsonl]\npath = "edgefer/events.jsonl"\n')
-    with pytest.raises(EdgeferError, match="key outputs.jsonl.path: .*absolute path"):
-        load_config(path, environ={})
+    path = write(
+        tmp_path, '[outputs.jsonl]\npath = "edgefer/events.jsonl"\n[outputs.mqtt]\nhost = "b"\n'
+    )
+    # Under a systemd unit: its StateDirectory= (the first, if it names several).
+    unit = load_config(path, environ={"STATE_DIRECTORY": "/var/lib/edgefer:/var/lib/other"})
+    assert unit.outputs.jsonl.path == Path("/var/lib/edgefer/edgefer/events.jsonl")
+    assert unit.outputs.mqtt.spool_dir == Path("/var/lib/edgefer/spool")  # the default
+    # By hand or --service none: the XDG state home.
+    xdg = load_config(path, environ={"XDG_STATE_HOME": "/srv/state"})
+    assert xdg.outputs.mqtt.spool_dir == Path("/srv/state/edgefer/spool")
+    plain = load_config(path, environ={"XDG_STATE_HOME": "relative/is/ignored"})
+    assert plain.outputs.jsonl.path == tmp_path / ".local/state/edgefer/edgefer/events.jsonl"
+
+
+def test_a_device_config_keeps_home_and_relative_paths_for_the_device(tmp_path):
+    """Checked on the workstation for a device: the device's daemon resolves them."""
+    data = {"outputs": {"jsonl": {"path": "events.jsonl"}, "mqtt": {"host": "b"}}}
+    data["server"] = {"token_file": "~/token"}
+    config = DaemonConfig.model_validate(data, context={"device": True})
+    assert config.outputs.jsonl.path == Path("events.jsonl")
+    assert config.outputs.mqtt.spool_dir == Path("spool")
+    assert config.server.token_file == Path("~/token")
 
 
 def test_secret_files_expand_the_home_directory_and_must_be_absolute(tmp_path, monkeypatch):
