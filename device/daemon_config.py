@@ -43,8 +43,9 @@ def state_directory(environ: dict | None = None) -> Path:
     """Where the daemon's relative state paths (events, the MQTT spool) go. Under systemd it is
     the unit's StateDirectory= ($STATE_DIRECTORY), which systemd creates writable for the
     daemon and keeps out of the sandbox: /var/lib/edgefer for a system unit, and under the
-    user's home for a user unit, where /var/lib is not the user's to write (an absolute
-    /var/lib path crash-looped a user unit). Started by hand or by `--service none`: the XDG
+    user's home for a user unit (~/.config/edgefer with systemd 252, as on Debian 12 and Pi OS
+    Bookworm; ~/.local/state/edgefer from systemd 254), where /var/lib is not the user's to
+    write (an absolute /var/lib path crash-looped a user unit). Started by hand or by `--service none`: the XDG
     state home, ~/.local/state/edgefer."""
     env = os.environ if environ is None else environ
     given = env.get("STATE_DIRECTORY", "").split(":")[0]

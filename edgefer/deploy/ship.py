@@ -208,7 +208,11 @@ async def make_venv(remote: Remote, layout: Layout, release: Release, python: st
                 *index,
                 target,
             ),
+            # Its files on the disk before the mark that says they are complete: a power cut
+            # must not leave a marked venv with files of 0 bytes (`sync -f`: the filesystem).
+            quote("sync", "-f", venv),
             quote("touch", posixpath.join(venv, COMPLETE)),
+            quote("sync", "--", venv),
         ]
     )
     script = f"( {script} ) 2>&1 || {{ status=$?; {quote('rm', '-rf', venv)}; exit $status; }}"
@@ -233,7 +237,8 @@ async def make_venv(remote: Remote, layout: Layout, release: Release, python: st
 
 
 async def switch(remote: Remote, layout: Layout, current: str | None, previous: str | None) -> None:
-    """Point `current` and `previous` at releases (None: remove the link), each by a rename."""
+    """Point `current` and `previous` at releases (None: remove the link), each by a rename,
+    synced: once a deploy says it is done, a power cut does not take the switch back."""
     lines = []
     for link, release_id in ((layout.previous, previous), (layout.current, current)):
         if release_id is None:
@@ -244,6 +249,7 @@ async def switch(remote: Remote, layout: Layout, current: str | None, previous: 
                 + " && "
                 + quote("mv", "-T", link + ".new", link)
             )
+    lines.append(quote("sync", "--", layout.root))
     await remote.run("set -e; " + "; ".join(lines))
 
 

@@ -3,6 +3,7 @@ import logging
 import os
 import re
 import stat
+import time
 
 import pytest
 
@@ -132,3 +133,26 @@ def test_a_log_that_cannot_be_created_is_one_line_naming_it(tmp_path):
         EdgeferError, match=rf"^{re.escape(str(path))}: cannot write the event log \(.+\)$"
     ):
         JsonlSink(JsonlConfig(path=path))
+
+
+def test_written_events_are_synced_within_a_second_and_an_idle_log_is_not(tmp_path, monkeypatch):
+    """What bounds a power cut's loss to the last second (tests/field/test_power_cut.py shows
+    it on a machine that loses power): the file's descriptor is fsynced after writes only."""
+    from edgefer.device.outputs import jsonl
+
+    synced = []
+    monkeypatch.setattr(jsonl, "SYNC_SECONDS", 0.1)
+    monkeypatch.setattr(jsonl.os, "fsync", lambda fd: synced.append(os.fstat(fd).st_size))
+    path = tmp_path / "events.jsonl"
+    sink = JsonlSink(JsonlConfig(path=path))
+    sink.start()
+    sink.send({"seq": 1})
+    deadline = time.monotonic() + 5
+    while not synced and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert synced == [path.stat().st_size]  # the file, with the line in it
+    time.sleep(0.5)
+    assert len(synced) == 1  # nothing new written: nothing synced
+    sink.send({"seq": 2})
+    sink.close()  # the last lines are synced on the way out
+    assert synced[-1] == path.stat().st_size and len(synced) == 2

@@ -43,6 +43,8 @@ def test_unit_is_hardened_and_verifies(tmp_path):
         "ReadWritePaths=/var/lib/edgefer",
         "SupplementaryGroups=video",
         "User=edgefer",
+        "SystemCallFilter=@system-service",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
     ):
         assert line in text, line
     if shutil.which("systemd-analyze") is None:

@@ -55,6 +55,10 @@ PACKAGES = (
     "kmod",
     "iproute2",
     "procps",
+    # A broker on the machine, as a Home Assistant Pi has one: the daemon's MQTT output (spool,
+    # retained source state) is checked through a camera unplug and a full disk.
+    "mosquitto",
+    "mosquitto-clients",
 )
 FORMAT = 1  # bump when the way the image is built changes
 DISK_SIZE = "6G"  # sparse; a release with its venv takes ~450 MB
@@ -67,6 +71,7 @@ TOOLS = {
     "mkfs.ext4": "e2fsprogs",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "scp": "openssh-client",
 }
 
 # What the root gets besides its packages: file contents by path.
@@ -288,6 +293,12 @@ class Machine:
             )
         return proc
 
+    def put(self, user: str, local: Path, remote: str) -> None:
+        """Copy a file to the machine as `user` (scp, the machine's host key checked)."""
+        cmd = [which("scp"), "-i", str(self.image.key), "-P", str(self.port)]
+        cmd += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "BatchMode=yes"]
+        _run([*cmd, str(local), f"{user}@127.0.0.1:{remote}"], f"scp {local.name}", 300)
+
     def boot_id(self) -> str | None:
         """This boot's id, or None while SSH does not answer."""
         try:
@@ -316,17 +327,24 @@ class Machine:
         self.wait_ssh(timeout, other_than=before)
         return time.monotonic() - t0
 
-    def power_cut(self, timeout: float = 600) -> float:
-        """Pull the plug: qemu killed, so what the guest's kernel had not yet written to its
-        disk (dirty pages, uncommitted journal) is lost, as in a power cut; what it had written
-        reached qemu and stays in this machine's page cache. Then power on again; the seconds
-        until SSH answers."""
+    def pull_plug(self) -> None:
+        """qemu killed: what the guest's kernel had not yet written to its disk (dirty pages,
+        the uncommitted journal) is lost, as in a power cut; what it had written reached qemu
+        and stays in this machine's page cache."""
         self.proc.kill()
         self.proc.wait()
+
+    def power_on(self, timeout: float = 600) -> float:
+        """Boot what the overlay holds now; the seconds until SSH answers."""
         t0 = time.monotonic()
         self._launch()
         self.wait_ssh(timeout)
         return time.monotonic() - t0
+
+    def power_cut(self, timeout: float = 600) -> float:
+        """The plug pulled and put back; the seconds until SSH answers."""
+        self.pull_plug()
+        return self.power_on(timeout)
 
     def tail(self, lines: int = 30) -> str:
         try:

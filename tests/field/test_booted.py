@@ -13,132 +13,22 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.field.conftest import say
+from tests.field.checks import (
+    HEALTH_TIMEOUT,
+    WATCHDOG_SEC,
+    daemon_env,
+    events,
+    healthy_within,
+    journal,
+    unit,
+    wait_restarted,
+)
+from tests.field.conftest import say, variant
 
 pytestmark = pytest.mark.field
-
-# The unit's WatchdogSec (device/edgefer.service): what the watchdog test allows twice of.
-WATCHDOG_SEC = 30
-HEALTH_TIMEOUT = 240  # the deploy's --health-timeout: a first start under TCG is slow
-USER_SYSTEMCTL = "XDG_RUNTIME_DIR=/run/user/$(id -u pi) systemctl --user"
-# /healthz's status code, asked on the machine (its status server listens on loopback only).
-HEALTHZ = (
-    "python3 -c 'import urllib.request as u, urllib.error as e\n"
-    'try: print(u.urlopen("http://127.0.0.1:8765/healthz", timeout=5).status)\n'
-    "except e.HTTPError as x: print(x.code)\n"
-    "except OSError: print(0)'"
-)
-
-
-def as_pi_unseen(command: str) -> str:
-    """`command` as pi, run by admin through sudo: no login session for pi is opened (Debian's
-    sudo PAM stack has no pam_systemd), so 'nobody logged in' stays true."""
-    return f"sudo -n -u pi sh -c '{command}'"
-
-
-def unit(machine, *props: str) -> dict[str, str]:
-    """The user unit's properties, as systemd reports them."""
-    out = machine.ssh(
-        "admin", as_pi_unseen(f"{USER_SYSTEMCTL} show edgefer.service -p {','.join(props)}")
-    ).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def healthz(machine) -> int:
-    out = machine.ssh("admin", HEALTHZ, check=False).stdout.strip()
-    return int(out) if out.isdigit() else 0
-
-
-def healthy_within(machine, seconds: float) -> float:
-    """Seconds until /healthz says 200; fails after `seconds`."""
-    t0 = time.monotonic()
-    while healthz(machine) != 200:
-        assert time.monotonic() - t0 < seconds, f"no /healthz 200 within {seconds:.0f} s"
-        time.sleep(2)
-    return time.monotonic() - t0
-
-
-def wait_restarted(machine, old_pid: str, timeout: float) -> float:
-    """Seconds until the unit has a main process other than `old_pid` and /healthz is 200."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        now = unit(machine, "MainPID", "ActiveState")
-        moved = now["MainPID"] not in ("0", old_pid) and now["ActiveState"] == "active"
-        if moved and healthz(machine) == 200:
-            return time.monotonic() - t0
-        time.sleep(1)
-    journal = machine.ssh("admin", "sudo -n journalctl -n 30 --no-pager", check=False).stdout
-    pytest.fail(f"not restarted and healthy within {timeout:.0f} s: {now}\n{journal}")
-
-
-@pytest.fixture(scope="module")
-def small_video(tmp_path_factory) -> Path:
-    """The face video at 320x240 and 10 frames a second: under TCG, decoding the test suite's
-    640x480 at 30 took most of the guest's CPU (the capture reads a video file at its own
-    rate), leaving the pipeline 0.2-0.35 FPS, too few for the daemon's 5-second FPS gauge."""
-    import cv2
-
-    from edgefer.samples import face_video_frames
-
-    path = tmp_path_factory.mktemp("field-video") / "face.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
-    for frame in face_video_frames(40):
-        writer.write(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
-    writer.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def config(machine, tmp_path_factory, small_video) -> Path:
-    """A Pi's config: the face video on a loop, events in pi's home, BlazeFace (a full-frame
-    Haar scan is 10-20x slower under TCG). Under TCG on a busy 2-core machine the daemon sees
-    well under 1 FPS and its status server can take seconds to answer: max_fps 2 leaves it
-    some idle time, and a frame every 20 s still counts as frames flowing."""
-    proc = __import__("subprocess").run(
-        [
-            "scp",
-            *("-i", machine.image.key, "-P", str(machine.port)),
-            *("-o", f"UserKnownHostsFile={machine.known_hosts}", "-o", "BatchMode=yes"),
-            small_video,
-            "pi@127.0.0.1:face.mp4",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    path = tmp_path_factory.mktemp("field-config") / "edgefer.toml"
-    path.write_text(
-        '[source]\nuri = "/home/pi/face.mp4"\nloop = true\nmax_fps = 2\nstall_seconds = 20\n'
-        '[detector]\nkind = "blazeface"\n'
-        '[outputs.jsonl]\npath = "~/edgefer/events.jsonl"\n'
-        "[events]\nsummary_interval = 5\n"
-        "[server]\nport = 8765\n"
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
-def refused(field_deployer, config):
-    """The first deploy, with every default (no --service), to a pi that may not turn on its
-    own lingering: no polkit (as on Raspberry Pi OS Lite), no sudo."""
-    return field_deployer.push(config, "--health-timeout", HEALTH_TIMEOUT)
-
-
-@pytest.fixture(scope="module")
-def deployed(refused, field_deployer, config, machine):
-    """The same deploy once pi may run exactly `sudo loginctl enable-linger pi` (Raspberry Pi
-    OS's first user may run anything with sudo): the deploy turns lingering on itself."""
-    machine.ssh(
-        "admin",
-        "echo 'pi ALL=(root) NOPASSWD: /usr/bin/loginctl enable-linger pi' | "
-        "sudo -n tee /etc/sudoers.d/pi-linger && sudo -n chmod 0440 /etc/sudoers.d/pi-linger",
-    )
-    return field_deployer.push(config, "--health-timeout", HEALTH_TIMEOUT)
 
 
 def test_1_without_lingering_the_default_deploy_stops_before_sending_and_says_why(refused, machine):
@@ -163,7 +53,7 @@ def test_1_the_default_deploy_runs_a_user_unit_with_lingering(deployed, machine)
         "Type": "notify",
         "WatchdogUSec": f"{WATCHDOG_SEC}s",
         "Restart": "on-failure",
-    }, machine.ssh("admin", "sudo -n journalctl -n 40 --no-pager", check=False).stdout
+    }, journal(machine)
     linger = machine.ssh("admin", "test -e /var/lib/systemd/linger/pi", check=False)
     assert linger.returncode == 0, "lingering is off: the daemon would not start at boot"
     healthy_within(machine, 60)
@@ -227,21 +117,48 @@ def test_2b_kill_stop_and_the_watchdog_restarts_the_daemon(deployed, machine):
     assert took < 2 * WATCHDOG_SEC + 15, f"{took:.0f} s"
 
 
-def test_a_crash_looping_daemon_fails_the_deploy_at_once_with_its_cause(
-    deployed, field_deployer, config, tmp_path
+def test_events_where_the_service_cannot_write_are_refused_before_sending(
+    deployed, field_deployer, config
 ):
-    """Events where the daemon cannot write: it exits at start and systemd restarts it every
-    RestartSec. The deploy must say so at the first exit, with the journal's lines, and roll
-    back; it used to take the unit's "activating" for a slow start until --health-timeout."""
-    bad = tmp_path / "edgefer.toml"
-    bad.write_text(config.read_text().replace("~/edgefer/", "/var/lib/edgefer/"))
+    """A user unit cannot write /var/lib: its daemon used to exit at start and crash-loop."""
+    bad = variant(
+        config, "var-lib.toml", 'path = "events.jsonl"', 'path = "/var/lib/edgefer/events.jsonl"'
+    )
+    proc = field_deployer.push(bad, "--health-timeout", HEALTH_TIMEOUT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "outputs.jsonl.path is in /var/lib/edgefer, but pi cannot write /var/lib" in out, out
+    assert "sending" not in out and "starting" not in out, out
+
+
+def test_a_crash_looping_daemon_fails_the_deploy_at_once_with_its_cause(
+    deployed, field_deployer, config
+):
+    """A token file that is not on the device: the daemon exits at start (exit 2) and systemd
+    restarts it every RestartSec. The deploy must say so at the first exit, with the daemon's
+    own line, and roll back; it used to take the unit's "activating" for a slow start until
+    --health-timeout."""
+    bad = variant(
+        config, "no-token.toml", "[server]\n", '[server]\ntoken_file = "~/no-such-token"\n'
+    )
     proc = field_deployer.push(bad, "--health-timeout", 600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "the daemon exited (exit status" in out, out
-    assert "/var/lib/edgefer" in out.split("health check failed", 1)[1], out  # the journal's cause
+    assert "the daemon exited (exit status 2" in out, out
+    assert "no-such-token" in out.split("health check failed", 1)[1], out  # the journal's cause
     assert "which is healthy again" in out, out
     assert proc.seconds < 200, f"{proc.seconds:.0f} s: waited for the health timeout"
+
+
+def test_relative_events_go_to_the_user_units_state_directory(deployed, machine):
+    """The default for events and the spool: systemd's StateDirectory= of the unit."""
+    state = daemon_env(machine, "STATE_DIRECTORY")
+    say(f"the user unit's state directory: {state}")
+    assert state.startswith("/home/pi/"), state
+    kinds = {e["type"] for e in events(machine, f"{state}/events.jsonl")}
+    assert "summary" in kinds, kinds
+    listing = machine.ssh("admin", f"sudo -n ls {state}/spool").stdout
+    assert "mqtt.sqlite" in listing, listing
 
 
 def test_a_damaged_blob_is_sent_again_not_trusted(deployed, field_deployer, machine, config):
@@ -252,53 +169,13 @@ def test_a_damaged_blob_is_sent_again_not_trusted(deployed, field_deployer, mach
         "cd ~/.edgefer && sha=$(sha256sum current/bundle/manifest.json | cut -d' ' -f1) && "
         ": > blobs/.cut && mv blobs/.cut blobs/$sha",
     )
-    changed = config.with_name("changed.toml")
-    changed.write_text(config.read_text().replace("summary_interval = 5", "summary_interval = 6"))
+    changed = variant(config, "changed.toml", "summary_interval = 5", "summary_interval = 6")
     proc = field_deployer.push(changed, "--health-timeout", HEALTH_TIMEOUT)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "1 stored file(s) on the device were damaged; sending them again" in out, out
     empty = machine.ssh("pi", "find ~/.edgefer/blobs -type f -empty").stdout
     assert empty == "", empty
-
-
-def test_the_daemon_reads_a_real_v4l2_camera(deployed, field_deployer, machine, config):
-    """The kernel's vivid driver: a V4L2 /dev/video0 in group video, read by the user unit
-    through the supplementary groups of pi's user manager."""
-    camera = config.with_name("camera.toml")
-    camera.write_text(
-        config.read_text().replace(
-            'uri = "/home/pi/face.mp4"\nloop = true\n', 'uri = "/dev/video0"\n'
-        )
-    )
-    proc = field_deployer.push(camera, "--health-timeout", HEALTH_TIMEOUT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    status = field_deployer("status")
-    assert status.returncode == 0 and " ok " in status.stdout, status.stdout
-
-
-# Every blob whose content is not what its name (its sha256) says, as root on the machine.
-BAD_BLOBS = (
-    "sudo -n sh -c 'cd /home/pi/.edgefer/blobs && for f in *; do "
-    '[ "$(sha256sum < "$f" | cut -d" " -f1)" = "$f" ] || ls -l "$f"; done\''
-)
-
-
-def test_4_a_power_cut_right_after_a_deploy_loses_nothing_it_stored(
-    deployed, field_deployer, machine, config
-):
-    """The plug pulled as soon as a deploy says it is done (its new config was written seconds
-    before): the blobs must be whole after the power comes back (they were 0 bytes under their
-    full names before the deploy synced them), and the daemon must start at boot."""
-    changed = config.with_name("power.toml")
-    changed.write_text(config.read_text().replace("summary_interval = 5", "summary_interval = 7"))
-    proc = field_deployer.push(changed, "--health-timeout", HEALTH_TIMEOUT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    took = machine.power_cut()
-    say(f"power cut -> SSH again in {took:.1f} s")
-    bad = machine.ssh("admin", BAD_BLOBS, check=False)
-    assert bad.stdout == "" and bad.returncode == 0, bad.stdout + bad.stderr
-    say(f"power cut -> /healthz 200 {healthy_within(machine, 300):.1f} s after SSH answered")
 
 
 def test_3_after_a_reboot_the_daemon_runs_with_nobody_logged_in(deployed, machine):
