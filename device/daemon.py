@@ -28,6 +28,7 @@ from edgefer.device.capture import Capture
 from edgefer.device.daemon_config import DaemonConfig, ServerConfig, load_config, redact_uri
 from edgefer.device.draw import annotated_jpeg
 from edgefer.device.events import EventBuilder
+from edgefer.device.outputs.homeassistant import DEFAULT_CAMERA, Cameras
 from edgefer.device.outputs.jsonl import JsonlSink
 from edgefer.device.outputs.mqtt import MqttSink
 from edgefer.device.outputs.webhook import WebhookSink
@@ -72,10 +73,21 @@ def _real(config_path: str | Path | None) -> str | None:
 SINKS = {"jsonl": JsonlSink, "mqtt": MqttSink, "webhook": WebhookSink}
 
 
-def build_sinks(config: DaemonConfig, running: dict[str, tuple] | None = None) -> dict[str, tuple]:
-    """{output name: (its config section, its sink)}, none started yet. A sink in `running` whose
-    section did not change is kept as it is, connection and queue included. If one cannot be
-    built, the new ones built so far are closed and the error goes on: nothing half-made."""
+def cameras_of(config: DaemonConfig, pipeline: Pipeline) -> Cameras:
+    """What Home Assistant discovery announces: one camera today, the [source]."""
+    bundle = bundle_name(resolve_bundle(config.bundle))
+    return Cameras((DEFAULT_CAMERA,), tuple(pipeline.labels), bundle)
+
+
+def build_sinks(
+    config: DaemonConfig, running: dict[str, tuple] | None = None, cameras: Cameras | None = None
+) -> dict[str, tuple]:
+    """{output name: (what it was built from, its sink)}, none started yet. A sink in `running`
+    built from the same is kept as it is, connection and queue included. That is its config
+    section, and for MQTT with Home Assistant discovery `cameras` too: a reload that changes
+    them (another bundle, other labels) rebuilds it, and its start retracts the entities that
+    went. If one cannot be built, the new ones built so far are closed and the error goes on:
+    nothing half-made."""
     running = running or {}
     sinks: dict[str, tuple] = {}
     try:
@@ -83,8 +95,10 @@ def build_sinks(config: DaemonConfig, running: dict[str, tuple] | None = None) -
             section = getattr(config.outputs, name)
             if section is None:
                 continue
+            announces = name == "mqtt" and section.homeassistant
+            built_from = (section, cameras) if announces else (section,)
             old = running.get(name)
-            sinks[name] = old if old and old[0] == section else (section, kind(section))
+            sinks[name] = old if old and old[0] == built_from else (built_from, kind(*built_from))
     except BaseException:
         for name, (_, sink) in sinks.items():
             if running.get(name, (None, None))[1] is not sink:
@@ -124,7 +138,7 @@ class Daemon:
         m.tracks.set_function(lambda: len(self.tracker.tracks))
         m.dropped.set_function(lambda: self.capture.frames_dropped)
         m.reconnects.set_function(lambda: self.capture.reconnects)
-        self.sinks = build_sinks(config)
+        self.sinks = build_sinks(config, cameras=cameras_of(config, self.pipeline))
         try:
             self.server = self._new_server(config.server)
         except EdgeferError:
@@ -294,7 +308,7 @@ class Daemon:
             config = load_config(self.config_path, self.overrides)
             same_pipeline = pipeline_settings(config) == pipeline_settings(self.config)
             pipeline = self.pipeline if same_pipeline else build_pipeline(config)
-            sinks = build_sinks(config, self.sinks)
+            sinks = build_sinks(config, self.sinks, cameras_of(config, pipeline))
         except Exception as exc:  # noqa: BLE001 - a reload must never stop the daemon
             log.error("SIGHUP: config refused, the running one stays: %s", shown(exc, 300))
             return

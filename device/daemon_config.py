@@ -141,8 +141,12 @@ class MqttConfig(Section):
     ca_file: InputPath | None = None
     spool_dir: StatePath = Field(Path("spool"), validate_default=True)
     spool_max_bytes: int = Field(50_000_000, ge=1024)
+    # Home Assistant MQTT discovery: each camera a device with its entities (README "Home
+    # Assistant"); the prefix is the one set in HA's MQTT options (HA's default: homeassistant).
+    homeassistant: bool = False
+    homeassistant_prefix: str = "homeassistant"
 
-    @field_validator("topic_prefix")
+    @field_validator("topic_prefix", "homeassistant_prefix")
     @classmethod
     def _plain_topic(cls, prefix: str) -> str:
         """A wildcard in a topic that is published to makes the broker refuse every publish

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 
 from edgefer.device.tracks import Track, TrackUpdate
 
+# The source's state as each source event says it: what MQTT's retained source topics carry.
+SOURCE_STATE = {"source_up": "online", "source_down": "offline"}
+
 
 @dataclass
 class _Reported:

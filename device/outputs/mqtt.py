@@ -14,6 +14,11 @@ Topics (Frigate's convention of a prefix and a retained availability topic):
     <prefix>/source          "online" / "offline" (retained): the camera's state, as the last
                              source_up / source_down event said, so a subscriber that comes
                              later still learns that the camera is offline
+
+With `homeassistant = true`, also Home Assistant's discovery configs and each camera's state
+(homeassistant.py): <prefix>/<camera>/state, retained, QoS 1. A state is not an event: only the
+newest matters, so it skips the spool and goes out from the sender between events, and again
+after every reconnect, so the broker holds the truth whenever HA (re)subscribes.
 """
 
 from __future__ import annotations
@@ -29,7 +34,14 @@ import time
 import paho.mqtt.client as mqtt
 
 from edgefer.device.daemon_config import MqttConfig
+from edgefer.device.events import SOURCE_STATE
 from edgefer.device.outputs.base import Health, Sink, one_line, state_of
+from edgefer.device.outputs.homeassistant import (
+    Cameras,
+    CameraStates,
+    config_filter,
+    discovery_configs,
+)
 from edgefer.device.outputs.spool import Spool
 from edgefer.errors import EdgeferError
 
@@ -37,19 +49,22 @@ from edgefer.errors import EdgeferError
 # outage, delivery resumes at most this long after the broker is back (at 30 s it took 21 s).
 MAX_RECONNECT_DELAY = 5
 SPOOLED = "events stay spooled until it connects"
-SOURCE_STATE = {"source_up": b"online", "source_down": b"offline"}
 
 
 class MqttSink(Sink):
     name = "mqtt"
 
-    def __init__(self, config: MqttConfig):
+    def __init__(self, config: MqttConfig, cameras: Cameras | None = None):
+        """`cameras`: what Home Assistant discovery announces; needed with homeassistant on."""
         self.spool = Spool(config.spool_dir / "mqtt.sqlite", config.spool_max_bytes)
         super().__init__(f"mqtt spool {self.spool.path}")
         self.config = config
         self.address = f"{config.host}:{config.port}"
         self.available = f"{config.topic_prefix}/available"
         self.source_topic = f"{config.topic_prefix}/source"
+        discovery = config.homeassistant
+        self.discovery = discovery_configs(config, cameras) if discovery else {}
+        self.states = CameraStates(config, cameras) if discovery else None
         try:
             self.client = self._client(config)
         except EdgeferError:
@@ -92,6 +107,7 @@ class MqttSink(Sink):
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_config
         return client
 
     def start(self) -> None:
@@ -107,9 +123,35 @@ class MqttSink(Sink):
             )
             return
         client.publish(self.available, "online", qos=1, retain=True)
+        if self.states is not None:
+            self._announce(client)
         self.connected.set()
         self.wake.set()
         self.link.recover("connected", f"connected to {self.address}")
+
+    def _announce(self, client: mqtt.Client) -> None:
+        """Publish the discovery configs, and have the sender publish every camera's state.
+
+        What to retract is read back from the broker: subscribed to every config this node may
+        have published, it hands over the retained ones at once, and `_on_config` empties those
+        not published now (a camera, or an expression, that went since). The broker is what HA
+        reads, so this holds when a file kept beside the spool would not: a wiped spool dir, a
+        daemon moved to another disk, a config retracted by hand."""
+        client.subscribe(config_filter(self.config), qos=1)
+        for topic, payload in self.discovery.items():
+            client.publish(topic, payload, qos=1, retain=True)
+        self.states.all_changed()
+
+    def _on_config(self, client, userdata, message):
+        """A discovery config the broker held for this node: retract it if it is not current,
+        with its camera's state if the camera went. Only retained ones, those of an earlier
+        run: a live one is someone publishing now."""
+        if not message.retain or not message.payload or message.topic in self.discovery:
+            return
+        client.publish(message.topic, b"", qos=1, retain=True)
+        orphaned = self.states.orphaned(message.payload)
+        if orphaned is not None:
+            client.publish(orphaned, b"", qos=1, retain=True)
 
     def _on_connect_fail(self, client, userdata):
         """No connection (refused, unreachable, TLS). paho calls this inside its `except
@@ -130,7 +172,11 @@ class MqttSink(Sink):
 
     def _store(self, event: dict) -> sqlite3.Error | None:
         topic = f"{self.config.topic_prefix}/events/{event['type']}"
-        full = self.spool.append(topic, json.dumps(event, separators=(",", ":")).encode())
+        try:
+            full = self.spool.append(topic, json.dumps(event, separators=(",", ":")).encode())
+        finally:  # spooled or not (a full disk must not freeze what HA shows), and after it
+            if self.states is not None:
+                self.states.see(event)
         self.wake.set()
         return full
 
@@ -146,6 +192,7 @@ class MqttSink(Sink):
                 self.stopping.wait(1)
 
     def _send_oldest(self) -> None:
+        self._publish_states()
         item = self.spool.peek() if self.connected.is_set() else None
         if item is None:
             self.wake.wait(0.5)
@@ -155,6 +202,13 @@ class MqttSink(Sink):
             state = SOURCE_STATE.get(item[1].rpartition("/")[2])
             if state is not None:  # after its event, so the two never disagree for long
                 self.client.publish(self.source_topic, state, qos=1, retain=True)
+
+    def _publish_states(self) -> None:
+        """The cameras' changed states, retained, without waiting for their PUBACKs: an event
+        backlog after an outage must not hold up what is true now."""
+        if self.states is not None and self.connected.is_set():
+            for topic, payload in self.states.take():
+                self.client.publish(topic, payload, qos=1, retain=True)
 
     def _publish(self, topic: str, payload: bytes) -> bool:
         """Publish and wait for the PUBACK; False if stopping first. If the connection drops
@@ -201,6 +255,7 @@ class MqttSink(Sink):
             self.wake.set()
             if self.sender.is_alive():
                 self.sender.join(5)  # it sees `stopping` within a second
+            self._publish_states()  # the last events' (the face_left of the shutdown)
             if self.connected.is_set():
                 with contextlib.suppress(RuntimeError, ValueError):  # the connection went
                     self.client.publish(

@@ -1,4 +1,5 @@
-"""The daemon tests' video, config and running daemon (test_daemon.py, test_status_page.py)."""
+"""The daemon tests' video, config and running daemon (test_daemon.py, test_status_page.py), and
+the MQTT tests' broker."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 
 from edgefer.device.daemon import Daemon
 from tests.device.daemons import RunningDaemon
+from tests.device.mqtt_broker import Broker
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +28,15 @@ def config_file(tmp_path, slow_face_video):
         "[events]\nsummary_interval = 1\n[server]\nport = 0\n"
     )
     return path
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free 127.0.0.1 port, killed at the end (a test may kill it first)."""
+    b = Broker(tmp_path).start()
+    yield b
+    if b.proc.poll() is None:
+        b.kill()
 
 
 @pytest.fixture

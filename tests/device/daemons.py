@@ -10,6 +10,15 @@ import urllib.request
 from edgefer.device.daemon import Daemon
 
 
+def mqtt_overrides(broker, tmp_path) -> list[str]:
+    """The --set overrides that send a daemon's events to the test broker."""
+    return [
+        "outputs.mqtt.host=127.0.0.1",
+        f"outputs.mqtt.port={broker.port}",
+        f"outputs.mqtt.spool_dir={tmp_path / 'spool'}",
+    ]
+
+
 class RunningDaemon:
     """A Daemon whose loop runs in a thread, as `edgefer daemon` runs it in its main thread."""
 

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from edgefer.device.daemon import Daemon
 from edgefer.device.daemon_config import load_config
 from tests.cli_helpers import run
-from tests.device.daemons import events_of, get
-from tests.device.mqtt_broker import Broker, Subscriber
+from tests.device.daemons import events_of, get, mqtt_overrides
+from tests.device.mqtt_broker import Subscriber
 from tests.polling import wait_for
 
 
@@ -155,22 +155,6 @@ def test_healthz_is_503_while_no_frame_flows(config_file):
         assert err.value.code == 503
     finally:
         service.server.stop()
-
-
-def mqtt_overrides(broker, tmp_path):
-    return [
-        "outputs.mqtt.host=127.0.0.1",
-        f"outputs.mqtt.port={broker.port}",
-        f"outputs.mqtt.spool_dir={tmp_path / 'spool'}",
-    ]
-
-
-@pytest.fixture
-def broker(tmp_path):
-    broker = Broker(tmp_path).start()
-    yield broker
-    if broker.proc.poll() is None:
-        broker.kill()
 
 
 def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(

@@ -21,14 +21,6 @@ def event(seq):
     return {"id": f"id-{seq}", "seq": seq, "type": "face_appeared"}
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path).start()
-    yield b
-    if b.proc.poll() is None:
-        b.kill()
-
-
 def config(broker, tmp_path, **kw):
     return MqttConfig(host="127.0.0.1", port=broker.port, spool_dir=tmp_path / "spool", **kw)
 
