@@ -25,25 +25,39 @@ from edgefer.device.outputs.base import Sink, one_line, private_dir, private_ope
 from edgefer.errors import EdgeferError
 
 SYNC_SECONDS = 1.0  # the most of the event log a power cut can take
+TAIL_BYTES = 65536  # where the last whole line of a torn file is looked for
 
 
 class _Handler(RotatingFileHandler):
     """`RotatingFileHandler` with its files private (0600, rotations included), a failed write
     raised to the sink (the standard library prints a 20-line "Logging error" block to stderr
-    per record instead) with the failed line discarded, and a line torn by a full disk or a
-    power cut ended before the next one is appended (so that it spoils no other line)."""
+    per record instead) with the failed line taken back (a full disk can let part of it
+    through), and a line torn by a power cut cut off before the next one is appended: every
+    line in the file is a whole event, as a consumer (jq, a tail -F pipeline) expects."""
+
+    _whole: int | None = None  # the file's length up to the end of its last whole line
 
     def _open(self):
+        self._whole = None
         stream = open(  # noqa: SIM115 - the handler owns the stream
             self.baseFilename, self.mode, encoding=self.encoding, opener=private_opener
         )
-        if _ends_inside_a_line(stream):
-            stream.write("\n")
+        self._whole = _cut_torn_tail(stream)
         return stream
 
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)  # a failure goes through handleError, which raises
+        if self._whole is not None and self.stream is not None:
+            self._whole = os.fstat(self.stream.fileno()).st_size
+
     def handleError(self, record: logging.LogRecord) -> None:
-        """Called inside the handler's `except`: drop the stream, then raise what failed."""
+        """Called inside the handler's `except`: drop the stream, cut off what part of the
+        line reached the file, then raise what failed."""
         self._discard_stream()
+        if self._whole is not None:
+            with contextlib.suppress(OSError):
+                if os.path.getsize(self.baseFilename) > self._whole:
+                    os.truncate(self.baseFilename, self._whole)
         raise  # noqa: PLE0704 - re-raises the exception being handled by emit()
 
     def _discard_stream(self) -> None:
@@ -56,14 +70,23 @@ class _Handler(RotatingFileHandler):
                 stream.close()
 
 
-def _ends_inside_a_line(stream) -> bool:
-    """Whether the regular file open as `stream` is not empty and does not end with a newline."""
+def _cut_torn_tail(stream) -> int | None:
+    """Cut the regular file open as `stream` back to the end of its last whole line (a power
+    cut can leave part of one), and return that length; None for a pipe or a device."""
     info = os.fstat(stream.fileno())
-    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
-        return False
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    start = max(0, info.st_size - TAIL_BYTES)
     with open(stream.name, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) != b"\n"
+        f.seek(start)
+        tail = f.read()
+    newline = tail.rfind(b"\n")
+    if newline < 0 and start > 0:
+        return info.st_size  # a line longer than TAIL_BYTES: never one of ours, left alone
+    whole = start + newline + 1
+    if whole < info.st_size:
+        os.ftruncate(stream.fileno(), whole)
+    return whole
 
 
 class JsonlSink(Sink):
