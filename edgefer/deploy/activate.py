@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 
 from edgefer.deploy.config import parse_config
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.health import endpoint, wait_healthy
-from edgefer.deploy.hosts import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.service import service_for
 from edgefer.deploy.ship import read_file, read_meta, switch

@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from edgefer.deploy.hosts import HostError, Target
+from edgefer.deploy.errors import HostError
+from edgefer.deploy.hosts import Target
 from edgefer.deploy.ssh import broken
 from edgefer.errors import EdgeferError, require
 

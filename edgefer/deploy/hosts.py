@@ -31,17 +31,6 @@ ADDRESS = re.compile(
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
-class HostError(EdgeferError):
-    """One host failed; the others carry on. The message is that host's line in the summary;
-    `details` (the daemon's last log lines, say) are shown under it."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, details: list[str] = ()):
-        super().__init__(message)
-        self.details = list(details)
-
-
 @dataclass(frozen=True)
 class Target:
     """One device and what it gets."""

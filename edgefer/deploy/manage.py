@@ -8,9 +8,10 @@ from pathlib import PurePosixPath
 
 from edgefer.deploy.activate import Links, activate
 from edgefer.deploy.config import parse_config
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.fleet import HostResult, Say
 from edgefer.deploy.health import endpoint, loaded_release, snapshot
-from edgefer.deploy.hosts import HostError, Target
+from edgefer.deploy.hosts import Target
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.service import service_for
 from edgefer.deploy.ship import DeviceState, device_lock, device_state, read_file

@@ -8,8 +8,8 @@ from __future__ import annotations
 import posixpath
 from pathlib import PurePosixPath
 
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.health import device_path
-from edgefer.deploy.hosts import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.probe import Probe
 from edgefer.deploy.release import size_text

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, metadata
 
-from edgefer.deploy.hosts import HostError
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.ssh import Remote
 from edgefer.errors import shown
 

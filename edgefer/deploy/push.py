@@ -15,9 +15,10 @@ from pathlib import Path
 
 from edgefer.deploy.activate import Links, activate
 from edgefer.deploy.config import read_config
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.fleet import HostResult, Say
 from edgefer.deploy.health import endpoint, loaded_release, snapshot, wait_healthy
-from edgefer.deploy.hosts import HostError, Target
+from edgefer.deploy.hosts import Target
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.preflight import check_disk, check_fit, check_writable, missing_camera
 from edgefer.deploy.probe import Probe, check_supported, probe

@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 from importlib import resources
 
-from edgefer.deploy.hosts import HostError
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.ssh import Remote, quote
 

@@ -20,7 +20,7 @@ import json
 import posixpath
 from dataclasses import dataclass
 
-from edgefer.deploy.hosts import HostError
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.release import Release, size_text
 from edgefer.deploy.ssh import Remote, cut, quote

@@ -18,7 +18,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefer.deploy.hosts import HostError, Target
+from edgefer.deploy.errors import HostError
+from edgefer.deploy.hosts import Target
 from edgefer.errors import require, shown
 
 

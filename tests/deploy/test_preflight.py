@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from edgefer.deploy.hosts import HostError
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.preflight import check_writable, written_folders
 from edgefer.device.daemon_config import DaemonConfig
 

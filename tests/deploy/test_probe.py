@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from edgefer.deploy.hosts import HostError
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.preflight import RESERVE_BYTES, check_disk, check_fit
 from edgefer.deploy.probe import Probe, check_supported

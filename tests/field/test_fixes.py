@@ -9,7 +9,7 @@ import platform
 
 import pytest
 
-from edgefer.deploy.hosts import HostError
+from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.service import Service
 
