@@ -91,10 +91,6 @@ class Release:
     meta: dict = field(default_factory=dict)
 
     @property
-    def upload_size(self) -> int:
-        return sum(i.size for i in self.items)
-
-    @property
     def edgefer_wheel(self) -> str:
         """The edgefer wheel pip installs, as a path in the release: looked for in wheels/ only,
         so no bundle file that happens to be called edgefer-* is ever taken for it."""
