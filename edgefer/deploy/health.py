@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from edgefer.deploy.service import Service
+from edgefer.deploy.service import DaemonService
 from edgefer.deploy.ssh import Remote
 from edgefer.device.daemon_config import DaemonConfig
 
@@ -68,7 +68,7 @@ def _get(port: int, path: str, token: str | None) -> tuple[int, str]:
 
 
 async def wait_healthy(
-    remote: Remote, service: Service, ep: Endpoint, timeout: float, every: float = 1.0
+    remote: Remote, service: DaemonService, ep: Endpoint, timeout: float, every: float = 1.0
 ) -> str | None:
     """None once /healthz says 200; else why not, when `timeout` is up or the daemon is gone."""
     end = time.monotonic() + timeout

@@ -30,7 +30,7 @@ from edgefer.deploy.release import (
     venv_key,
     wheel_items,
 )
-from edgefer.deploy.service import service_for, unit_text
+from edgefer.deploy.service import service_for
 from edgefer.deploy.ship import (
     DeviceState,
     assemble,
@@ -43,6 +43,7 @@ from edgefer.deploy.ship import (
     upload,
 )
 from edgefer.deploy.ssh import Remote, Trust, connect
+from edgefer.deploy.unit import unit_text
 from edgefer.device.backends import choose_artifact
 from edgefer.device.daemon_config import DaemonConfig
 from edgefer.errors import EdgeferError

@@ -1,117 +1,75 @@
-"""How the daemon runs on a device: a systemd service (system-wide or the user's own), or, where
-there is no systemd (containers, CI), a process started directly under the release.
+"""How the daemon runs on a device: one small protocol, one implementation per `--service` mode,
+so a deploy, its health check and `status`/`logs`/`rollback` never ask which mode a release uses.
 
-The unit is rendered from the one that ships with edgefer (device/edgefer.service), so its
-hardening, watchdog and restart policy are the same whoever installs it; only what must differ
-does: ExecStart runs the release's venv through `current`, a system unit runs as the deploying
-account, and a user unit leaves out what only a system manager can do.
+A systemd service (the user's own manager, or the system's) supervises the daemon: it restarts
+it after a crash and starts it at boot. Where there is no systemd (containers, CI) the daemon is
+a plain process started under the release, unsupervised.
 """
 
 from __future__ import annotations
 
 import posixpath
-from importlib import resources
+from dataclasses import dataclass
+from typing import Protocol
 
 from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.ssh import Remote, quote
+from edgefer.deploy.unit import UNIT
 
-MODES = ("user", "system", "none")
-UNIT = "edgefer.service"
-HEADER = (
-    "# Installed by `edgefer deploy` from edgefer's own edgefer.service; the daemon runs the\n"
-    "# release that ~/.edgefer/current points at. Change the config and deploy again rather\n"
-    "# than editing this file.\n"
-)
-# A user manager can neither switch users nor set up the mount namespaces these need.
-SYSTEM_ONLY = {
-    "User",
-    "Group",
-    "SupplementaryGroups",
-    "ProtectSystem",
-    "ProtectHome",
-    "ReadWritePaths",
-    "PrivateTmp",
-    "ProtectKernelTunables",
-    "ProtectKernelModules",
-    "ProtectControlGroups",
-    "Wants",  # network-online.target exists only in the system manager
-    "After",
-}
 STOP_SECONDS = 10  # as the unit's TimeoutStopSec
 
 
-def _systemd_word(word: str) -> str:
-    word = word.replace("%", "%%")
-    if any(c in word for c in " \t\"'\\"):
-        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return word
+class DaemonService(Protocol):
+    """What a deploy needs of whatever runs the daemon of `current`."""
+
+    async def ensure_linger(self, remote: Remote, dry_run: bool = False) -> str | None:
+        """Arrange, before anything is sent, what the account must allow for the daemon to start
+        at boot; what was done, None if nothing was needed."""
+
+    async def install(self, remote: Remote, release_dir: str) -> None:
+        """The release's way of starting the daemon in place, so a restart starts it."""
+
+    async def restart(self, remote: Remote) -> None:
+        """The daemon (re)started. One that does not come up is for the health check to report,
+        with its log lines, so this does not fail for it."""
+
+    async def stop(self, remote: Remote) -> None: ...
+
+    async def running(self, remote: Remote) -> bool: ...
+
+    async def down(self, remote: Remote) -> str | None:
+        """Why the daemon is not running, or None while it runs or starts."""
+
+    async def logs(self, remote: Remote, lines: int) -> list[str]:
+        """The daemon's last `lines` log lines."""
 
 
-def unit_text(mode: str, layout: Layout, user: str, group: str) -> str:
-    """The unit `mode` installs ("none" gets the user unit, shipped for reference)."""
-    template = (resources.files("edgefer.device") / UNIT).read_text(encoding="utf-8")
-    system = mode == "system"
-    lines = []
-    for line in template.splitlines():
-        key = line.split("=", 1)[0].strip() if "=" in line and not line.startswith("#") else None
-        if line.startswith("#"):
-            continue
-        if key == "ExecStart":
-            line = "ExecStart=" + " ".join(_systemd_word(w) for w in layout.daemon_command())
-        elif key in SYSTEM_ONLY and not system:
-            continue
-        elif key == "User":
-            line = f"User={user}"
-        elif key == "Group":
-            line = f"Group={group}"
-        elif key == "ProtectHome":
-            line = "ProtectHome=read-only"  # the releases live in the deploying account's home
-        elif key == "WantedBy" and not system:
-            line = "WantedBy=default.target"
-        lines.append(line)
-    return HEADER + "\n".join(lines).lstrip("\n") + "\n"
+@dataclass(frozen=True)
+class SystemdService:
+    """A systemd unit, started and watched with systemctl: `user` in the account's own manager
+    (lingering, so it starts at boot with nobody logged in), `system` in the system's (through
+    passwordless sudo)."""
 
+    mode: str  # user, system
+    layout: Layout
 
-class Service:
-    """A systemd unit, started and watched with systemctl."""
-
-    def __init__(self, mode: str, layout: Layout):
-        self.mode = mode
-        self.layout = layout
+    @property
+    def _system(self) -> bool:
+        return self.mode == "system"
 
     @property
     def _systemctl(self) -> str:
-        if self.mode == "system":
+        if self._system:
             return "sudo -n systemctl"
         # Over SSH without pam_systemd, systemctl --user still finds the user manager this way.
         return 'XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}" systemctl --user'
 
+    @property
     def _unit_path(self) -> str:
-        if self.mode == "system":
+        if self._system:
             return f"/etc/systemd/system/{UNIT}"
         return posixpath.join(self.layout.home, ".config/systemd/user", UNIT)
-
-    async def install(self, remote: Remote, release_dir: str) -> None:
-        """The release's unit in place, loaded and enabled at boot."""
-        src = posixpath.join(release_dir, UNIT)
-        if self.mode == "system":
-            copy = f"sudo -n install -m 0644 {quote(src, self._unit_path())}"
-        else:
-            copy = f"mkdir -p {quote(posixpath.dirname(self._unit_path()))} && " + quote(
-                "cp", src, self._unit_path()
-            )
-        try:
-            await remote.run(
-                f"{copy} && {self._systemctl} daemon-reload && {self._systemctl} enable {UNIT}"
-            )
-        except HostError as exc:
-            hint = (
-                "needs passwordless sudo for install and systemctl (or use --service user)"
-                if self.mode == "system"
-                else "needs a systemd user manager (systemctl --user; or use --service system)"
-            )
-            raise HostError(f"installing the {self.mode} service failed ({exc}); {hint}") from None
 
     async def ensure_linger(self, remote: Remote, dry_run: bool = False) -> str | None:
         """A user service runs from boot, with nobody logged in, only while the account lingers.
@@ -145,8 +103,28 @@ class Service:
             "(or use --service system)"
         )
 
+    async def install(self, remote: Remote, release_dir: str) -> None:
+        """The release's unit in place, loaded and enabled at boot."""
+        src = posixpath.join(release_dir, UNIT)
+        if self._system:
+            copy = f"sudo -n install -m 0644 {quote(src, self._unit_path)}"
+        else:
+            copy = f"mkdir -p {quote(posixpath.dirname(self._unit_path))} && " + quote(
+                "cp", src, self._unit_path
+            )
+        try:
+            await remote.run(
+                f"{copy} && {self._systemctl} daemon-reload && {self._systemctl} enable {UNIT}"
+            )
+        except HostError as exc:
+            hint = (
+                "needs passwordless sudo for install and systemctl (or use --service user)"
+                if self._system
+                else "needs a systemd user manager (systemctl --user; or use --service system)"
+            )
+            raise HostError(f"installing the {self.mode} service failed ({exc}); {hint}") from None
+
     async def restart(self, remote: Remote) -> None:
-        # A unit that does not come up is for the health check to report, with its log lines.
         await remote.run(f"{self._systemctl} restart {UNIT}", check=False)
 
     async def stop(self, remote: Remote) -> None:
@@ -157,11 +135,10 @@ class Service:
         return out.strip() in ("active", "activating", "reloading")
 
     async def down(self, remote: Remote) -> str | None:
-        """Why the daemon is not running, or None while it runs or starts. A unit that failed
-        and waits out RestartSec is "activating" to `is-active`, which a health wait would take
-        for a slow start until its timeout, however often the daemon dies: so the unit's state
-        is read instead, and a crash loop is reported at the first exit (polled every second,
-        RestartSec is 5)."""
+        """A unit that failed and waits out RestartSec is "activating" to `is-active`, which a
+        health wait would take for a slow start until its timeout, however often the daemon
+        dies: so the unit's state is read instead, and a crash loop is reported at the first
+        exit (polled every second, RestartSec is 5)."""
         out = await remote.run(
             f"{self._systemctl} show {UNIT} -p ActiveState,SubState,Result,ExecMainCode,"
             "ExecMainStatus",
@@ -182,21 +159,26 @@ class Service:
         return f"the daemon exited ({exited}, unit {state}/{sub}){again}"
 
     async def logs(self, remote: Remote, lines: int) -> list[str]:
-        sudo = "sudo -n " if self.mode == "system" else ""
-        scope = "" if self.mode == "system" else "--user "
+        sudo = "sudo -n " if self._system else ""
+        scope = "" if self._system else "--user "
         out = await remote.run(
             f"{sudo}journalctl {scope}-u {UNIT} -n {int(lines)} --no-pager -o cat", check=False
         )
         return out.splitlines()[-lines:]
 
 
-class Process(Service):
+@dataclass(frozen=True)
+class PlainProcess:
     """--service none: the daemon started directly, its process id in ~/.edgefer/daemon.pid and
     its output in the release's daemon.log. Nothing restarts it after a crash or a reboot."""
 
-    def __init__(self, layout: Layout):
-        super().__init__("none", layout)
+    layout: Layout
 
+    @property
+    def _log(self) -> str:
+        return posixpath.join(self.layout.current, "daemon.log")
+
+    @property
     def _pid(self) -> str:
         """Shell: the daemon's pid, only if that process is still an edgefer daemon."""
         return (
@@ -204,25 +186,27 @@ class Process(Service):
             "tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -q 'edgefer daemon'"
         )
 
+    async def ensure_linger(self, remote: Remote, dry_run: bool = False) -> str | None:
+        return None  # nothing starts a plain process at boot
+
     async def install(self, remote: Remote, release_dir: str) -> None:
-        pass
+        pass  # `restart` starts the daemon through `current`; there is nothing to install
 
     async def restart(self, remote: Remote) -> None:
         await self.stop(remote)
-        log = posixpath.join(self.layout.current, "daemon.log")
         command = quote(*self.layout.daemon_command())
         # A plain command in the background, not a list: its pid is $!, and no shell waits on
         # it holding the SSH channel open. umask 077: as the units' UMask=0077, what the daemon
         # writes (its log, events) is the account's alone.
         await remote.run(
             f"umask 077; cd {quote(self.layout.current)} || exit 1; "
-            f"setsid nohup {command} >> {quote(log)} 2>&1 < /dev/null & "
+            f"setsid nohup {command} >> {quote(self._log)} 2>&1 < /dev/null & "
             f"echo $! > {quote(self.layout.pidfile)}"
         )
 
     async def stop(self, remote: Remote) -> None:
         await remote.run(
-            f"if {self._pid()}; then kill $pid; "
+            f"if {self._pid}; then kill $pid; "
             f"for i in $(seq {STOP_SECONDS * 5}); do kill -0 $pid 2>/dev/null || break; "
             "sleep 0.2; done; kill -9 $pid 2>/dev/null; fi; "
             f"rm -f {quote(self.layout.pidfile)}",
@@ -230,17 +214,17 @@ class Process(Service):
         )
 
     async def running(self, remote: Remote) -> bool:
-        out = await remote.run(f"if {self._pid()}; then echo yes; fi", check=False)
+        out = await remote.run(f"if {self._pid}; then echo yes; fi", check=False)
         return out.strip() == "yes"
 
     async def down(self, remote: Remote) -> str | None:
         return None if await self.running(remote) else "the daemon exited"
 
     async def logs(self, remote: Remote, lines: int) -> list[str]:
-        log = posixpath.join(self.layout.current, "daemon.log")
-        out = await remote.run(f"tail -n {int(lines)} {quote(log)}", check=False)
+        out = await remote.run(f"tail -n {int(lines)} {quote(self._log)}", check=False)
         return out.splitlines()
 
 
-def service_for(mode: str, layout: Layout) -> Service:
-    return Process(layout) if mode == "none" else Service(mode, layout)
+def service_for(mode: str, layout: Layout) -> DaemonService:
+    """What runs the daemon for a release deployed with `--service mode`."""
+    return PlainProcess(layout) if mode == "none" else SystemdService(mode, layout)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from edgefer.deploy.layout import Layout
-from edgefer.deploy.service import SYSTEM_ONLY, unit_text
+from edgefer.deploy.unit import SYSTEM_ONLY, unit_text
 
 
 def keys(text: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 
 from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
-from edgefer.deploy.service import Service
+from edgefer.deploy.service import SystemdService
 
 
 class FakeRemote:
@@ -31,7 +31,7 @@ def show(**props) -> dict[str, str]:
 
 
 def down(**props) -> str | None:
-    service = Service("user", Layout("/home/pi"))
+    service = SystemdService("user", Layout("/home/pi"))
     return asyncio.run(service.down(FakeRemote(show(**props))))
 
 
@@ -54,7 +54,8 @@ def test_a_unit_waiting_to_be_restarted_is_down_with_how_it_ended():
 
 def linger(answers: dict[str, str], dry_run=False):
     remote = FakeRemote({**answers, "id -un": "pi\n"})  # every command mentions id -un
-    return asyncio.run(Service("user", Layout("/home/pi")).ensure_linger(remote, dry_run)), remote
+    service = SystemdService("user", Layout("/home/pi"))
+    return asyncio.run(service.ensure_linger(remote, dry_run)), remote
 
 
 def test_lingering_already_on_needs_nothing():
@@ -87,7 +88,7 @@ def test_lingering_that_cannot_be_turned_on_is_refused_with_what_to_run():
 
 def test_the_system_service_needs_no_lingering():
     remote = FakeRemote({})
-    assert asyncio.run(Service("system", Layout("/home/pi")).ensure_linger(remote)) is None
+    assert asyncio.run(SystemdService("system", Layout("/home/pi")).ensure_linger(remote)) is None
     assert remote.commands == []
 
 
