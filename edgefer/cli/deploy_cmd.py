@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from edgefer.cli.common import bundle_param, format_table
+from edgefer.cli.common import apply_options, bundle_param, format_table
 
 
 class DeployGroup(click.Group):
@@ -27,62 +27,59 @@ class DeployGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def host_options(f):
-    options = [
-        click.option(
-            "--host",
-            "hosts",
-            multiple=True,
-            metavar="USER@HOST[:PORT]",
-            help="A device (repeat for more).",
-        ),
-        click.option(
-            "--inventory",
-            type=click.Path(dir_okay=False, exists=True),
-            help="TOML inventory of devices (see docs/FLEET.md).",
-        ),
-        click.option(
-            "--identity",
-            type=click.Path(dir_okay=False, exists=True),
-            help="Private key to offer (default: the ssh-agent's and ~/.ssh's keys). Keys only: "
-            "no password is ever sent.",
-        ),
-        click.option(
-            "--known-hosts",
-            type=click.Path(dir_okay=False),
-            default=str(Path("~/.ssh/known_hosts").expanduser()),
-            show_default=True,
-            help="Host keys the devices must match.",
-        ),
-        click.option(
-            "--accept-new-host-key",
-            is_flag=True,
-            help="Trust and record the key of a device not yet in known_hosts (a changed key "
-            "is still refused).",
-        ),
-        click.option(
-            "--parallel",
-            type=click.IntRange(1, 256),
-            default=8,
-            show_default=True,
-            help="Devices worked on at once.",
-        ),
-        click.option(
-            "--connect-timeout",
-            type=click.FloatRange(1, 600),
-            default=15,
-            show_default=True,
-            help="Seconds to wait for a device to answer.",
-        ),
-        click.option(
-            "--verbose",
-            is_flag=True,
-            help="Show other libraries' warnings too (asyncssh's, cryptography's).",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+HOST_OPTIONS = [
+    click.option(
+        "--host",
+        "hosts",
+        multiple=True,
+        metavar="USER@HOST[:PORT]",
+        help="A device (repeat for more).",
+    ),
+    click.option(
+        "--inventory",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="TOML inventory of devices (see docs/FLEET.md).",
+    ),
+    click.option(
+        "--identity",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="Private key to offer (default: the ssh-agent's and ~/.ssh's keys). Keys only: "
+        "no password is ever sent.",
+    ),
+    click.option(
+        "--known-hosts",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=str(Path("~/.ssh/known_hosts").expanduser()),
+        show_default=True,
+        help="Host keys the devices must match.",
+    ),
+    click.option(
+        "--accept-new-host-key",
+        is_flag=True,
+        help="Trust and record the key of a device not yet in known_hosts (a changed key "
+        "is still refused).",
+    ),
+    click.option(
+        "--parallel",
+        type=click.IntRange(1, 256),
+        default=8,
+        show_default=True,
+        help="Devices worked on at once.",
+    ),
+    click.option(
+        "--connect-timeout",
+        type=click.FloatRange(1, 600),
+        default=15,
+        show_default=True,
+        help="Seconds to wait for a device to answer.",
+    ),
+    click.option(
+        "--verbose",
+        is_flag=True,
+        help="Show other libraries' warnings too (asyncssh's, cryptography's).",
+    ),
+]
+host_options = apply_options(HOST_OPTIONS)
 
 
 health_option = click.option(
@@ -104,21 +101,12 @@ def _quiet(verbose: bool) -> None:
     warnings.filterwarnings("default", module=r"edgefer(\.|$)")
 
 
-def _setup(kw, dry_run=False, config=None):
-    from edgefer.deploy.hosts import resolve_targets
-    from edgefer.deploy.ssh import Trust
+def _devices(kw):
+    """The devices of a command, from its host options (the rest of `kw` is --verbose)."""
+    from edgefer.deploy import Devices
 
-    _quiet(kw["verbose"])
-    targets = resolve_targets(
-        kw["hosts"],
-        kw["inventory"],
-        Path(config) if config else None,
-        Path(kw["identity"]) if kw["identity"] else None,
-    )
-    trust = Trust(
-        Path(kw["known_hosts"]), kw["accept_new_host_key"], dry_run, kw["connect_timeout"]
-    )
-    return targets, trust
+    _quiet(kw.pop("verbose"))
+    return Devices(**kw)
 
 
 def _say(host: str, message: str) -> None:
@@ -159,7 +147,7 @@ def deploy():
 @host_options
 @click.option(
     "--config",
-    type=click.Path(dir_okay=False, exists=True),
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Daemon config (TOML) for every device without its own in the inventory.",
 )
 @click.option(
@@ -186,65 +174,44 @@ def deploy():
 )
 @click.option(
     "--wheel",
-    type=click.Path(dir_okay=False, exists=True),
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="edgefer wheel to install (default: built from this checkout).",
 )
 @click.option("--force", is_flag=True, help="Deploy even to a device that runs this release.")
-def push(bundle, config, service, offline, dry_run, health_timeout, keep, wheel, force, **kw):
+def push_cmd(bundle, config, service, offline, dry_run, health_timeout, keep, wheel, force, **kw):
     """Deploy BUNDLE (a directory, or a bundled model by name: edge, edge-fast): probe, ship a
     release, start the daemon, check /healthz, roll back on failure."""
-    from edgefer.deploy.fleet import run_on_hosts
-    from edgefer.deploy.push import Deploy, DeployOptions, Wheels
-    from edgefer.deploy.release import EDGEFER_WHEEL, verify_bundle
-    from edgefer.deploy.wheel import edgefer_wheel
-    from edgefer.errors import EdgeferError
+    from edgefer.deploy import DeployOptions, push
 
-    targets, trust = _setup(kw, dry_run, config)
-    if wheel and not EDGEFER_WHEEL.match(Path(wheel).name):
-        raise EdgeferError(f"--wheel {wheel}: expected the edgefer wheel, edgefer-VERSION-TAGS.whl")
-    verified = verify_bundle(bundle)
-    configs = Deploy.read_configs(targets, verified)
-    wheel = Path(wheel) if wheel else edgefer_wheel(lambda m: _say("*", m))
-    options = DeployOptions(trust, service, offline, dry_run, health_timeout, keep, force)
-    job = Deploy(verified, configs, Wheels(wheel, offline, _say), options, _say)
-    _finish(run_on_hosts(targets, job.host, kw["parallel"]))
+    options = DeployOptions(config, service, offline, dry_run, health_timeout, keep, wheel, force)
+    _finish(push(_devices(kw), bundle, options, _say))
 
 
-@deploy.command()
+@deploy.command("status")
 @host_options
-def status(**kw):
+def status_cmd(**kw):
     """Release, bundle, service, health, uptime and FPS of each device."""
-    from edgefer.deploy import manage
-    from edgefer.deploy.fleet import run_on_hosts
+    from edgefer.deploy import status
 
-    targets, trust = _setup(kw)
-    results = run_on_hosts(targets, lambda t: manage.status(t, trust), kw["parallel"])
+    results = status(_devices(kw))
     _finish(results, ("release", "bundle", "service", "health", "uptime", "fps", "detail"))
 
 
-@deploy.command()
+@deploy.command("logs")
 @host_options
 @click.option("-n", "--lines", type=click.IntRange(1, 10000), default=50, show_default=True)
-def logs(lines, **kw):
+def logs_cmd(lines, **kw):
     """The daemon's last log lines from each device."""
-    from edgefer.deploy import manage
-    from edgefer.deploy.fleet import run_on_hosts
+    from edgefer.deploy import logs
 
-    targets, trust = _setup(kw)
-    results = run_on_hosts(targets, lambda t: manage.logs(t, trust, lines), kw["parallel"])
-    _finish(results, details_out=True)
+    _finish(logs(_devices(kw), lines), details_out=True)
 
 
-@deploy.command()
+@deploy.command("rollback")
 @host_options
 @health_option
-def rollback(health_timeout, **kw):
+def rollback_cmd(health_timeout, **kw):
     """Make the previous release current again (health-checked; run again to undo)."""
-    from edgefer.deploy import manage
-    from edgefer.deploy.fleet import run_on_hosts
+    from edgefer.deploy import rollback
 
-    targets, trust = _setup(kw)
-    results = run_on_hosts(
-        targets, lambda t: manage.rollback(t, trust, health_timeout, _say), kw["parallel"]
-    )
-    _finish(results)
+    _finish(rollback(_devices(kw), health_timeout, _say))

@@ -13,4 +13,12 @@ everything lives under `~/.edgefer`:
 
 A release is complete before `current` points at it, so a failed or cut deploy never leaves a
 half-written release running; a failed health check puts `previous` back.
+
+The package's calls, `push`, `status`, `logs` and `rollback`, are in api.py.
 """
+
+from edgefer.deploy.api import Devices, logs, push, rollback, status
+from edgefer.deploy.fleet import HostResult
+from edgefer.deploy.rollout import DeployOptions
+
+__all__ = ["DeployOptions", "Devices", "HostResult", "logs", "push", "rollback", "status"]

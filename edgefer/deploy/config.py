@@ -15,6 +15,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from edgefer.deploy.hosts import Target
+from edgefer.deploy.release import Bundle
+from edgefer.device.backends import choose_artifact
 from edgefer.device.daemon_config import SECRET_KEYS, DaemonConfig
 from edgefer.errors import EdgeferError, shown, validation_line
 
@@ -54,6 +57,23 @@ def read_config(path: Path | None) -> tuple[str, DaemonConfig]:
     config = parse_config(text, str(path))
     refuse_inline_secrets(tomllib.loads(text), path)
     return text, config
+
+
+def read_configs(targets: list[Target], bundle: Bundle) -> dict[Path, tuple[str, DaemonConfig]]:
+    """Every target's config, checked against the bundle: a config that asks for a model or
+    detector the bundle lacks is refused here, not by fifty daemons at start."""
+    configs = {}
+    for t in targets:
+        if t.config not in configs:
+            text, config = read_config(t.config)
+            try:
+                choose_artifact(bundle.manifest, config.backend)
+                if config.detector.kind == "blazeface":
+                    bundle.manifest.detector(config.detector.blazeface_range)
+            except EdgeferError as exc:
+                raise EdgeferError(f"{t.config}: {exc}") from None
+            configs[t.config] = text, config
+    return configs
 
 
 def refuse_inline_secrets(data: dict, path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The edgefer wheel a device installs: built here from this source checkout, since the device
-runs exactly the edgefer that deploys to it (and edgefer is not on the devices' package index).
+"""The wheels a device installs: the edgefer wheel, built here from this source checkout since the
+device runs exactly the edgefer that deploys to it (and edgefer is not on the devices' package
+index), and with --offline a wheelhouse of its dependencies too (wheelhouse.py).
 
-Built from a clean copy of what setuptools packages (pyproject.toml's package-dir folders), never
+The edgefer wheel is built from a clean copy of what setuptools packages (pyproject.toml's package-dir folders), never
 in the checkout itself: an in-tree build/ keeps deleted files and would ship them. Cached by the
 sources' hash, so deploying twice from the same code ships the same wheel, byte for byte, and the
 devices reuse the venv made for it.
@@ -9,6 +10,7 @@ devices reuse the venv made for it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -19,6 +21,9 @@ import tomllib
 from pathlib import Path
 
 import edgefer
+from edgefer.deploy.errors import HostError
+from edgefer.deploy.fleet import Say
+from edgefer.deploy.probe import Probe
 from edgefer.errors import EdgeferError
 
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
@@ -104,3 +109,45 @@ def edgefer_wheel(log=lambda message: None) -> Path:
         shutil.copy2(wheels[0], out / f".{wheels[0].name}.tmp")
         os.replace(out / f".{wheels[0].name}.tmp", out / wheels[0].name)
         return out / wheels[0].name
+
+
+class Wheels:
+    """The wheels a device installs: the edgefer wheel alone (its dependencies come from the
+    device's package index), or with --offline a wheelhouse for the device's platform and Python,
+    built here once per platform and run."""
+
+    def __init__(self, edgefer_wheel: Path, offline: bool, say: Say):
+        self.edgefer_wheel = edgefer_wheel
+        self.offline = offline
+        self.say = say
+        self._built: dict[tuple, list[Path] | HostError] = {}
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, p: Probe) -> list[Path]:
+        if not self.offline:
+            return [self.edgefer_wheel]
+        platform = (p.arch, p.py, p.glibc)
+        async with self._lock:  # hosts of one platform share one build, or its failure
+            if platform not in self._built:
+                try:
+                    self._built[platform] = await asyncio.to_thread(self._build, *platform)
+                except EdgeferError as exc:
+                    self._built[platform] = HostError(str(exc))
+        built = self._built[platform]
+        if isinstance(built, HostError):
+            raise built
+        return built
+
+    def _build(self, arch: str, python: str, glibc: tuple[int, int]) -> list[Path]:
+        from edgefer.deploy.wheelhouse import build_wheelhouse
+
+        where = f"wheelhouse {arch}-cp{python}-glibc{glibc[0]}.{glibc[1]}"
+        self.say("*", f"building the {where}")
+        return build_wheelhouse(
+            self.edgefer_wheel,
+            arch=arch,
+            python=python,
+            glibc=glibc,
+            progress=lambda message: self.say(where, message),
+            reuse=True,  # the wheels of an earlier deploy, with no index, when they do
+        )

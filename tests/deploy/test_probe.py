@@ -10,9 +10,9 @@ import pytest
 
 from edgefer.deploy.errors import HostError
 from edgefer.deploy.layout import Layout
+from edgefer.deploy.plan import VENV_BYTES
 from edgefer.deploy.preflight import RESERVE_BYTES, check_disk, check_fit
 from edgefer.deploy.probe import Probe, check_supported
-from edgefer.deploy.push import VENV_BYTES
 from edgefer.device.daemon_config import DaemonConfig
 
 PI5 = Probe(
