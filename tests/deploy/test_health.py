@@ -26,8 +26,10 @@ def test_other_device_paths_are_quoted(path, shell):
     assert device_path(path) == shell
 
 
-def test_a_relative_path_is_still_refused_for_a_device():
+def test_a_relative_file_the_daemon_reads_is_still_refused_for_a_device():
+    """A relative path the daemon writes is its state directory's (test_preflight.py); one it
+    reads would be the release directory's, which a later deploy prunes."""
     from edgefer.errors import EdgeferError
 
-    with pytest.raises(EdgeferError, match="key outputs.jsonl.path: .*absolute path"):
-        parse_config('[server]\nport = 8765\n[outputs.jsonl]\npath = "e.jsonl"\n', "x")
+    with pytest.raises(EdgeferError, match="key server.token_file: .*absolute path"):
+        parse_config('[server]\nport = 8765\ntoken_file = "tok"\n', "x")
