@@ -105,13 +105,20 @@ class SystemdService:
 
     async def install(self, remote: Remote, release_dir: str) -> None:
         """The release's unit in place, loaded and enabled at boot."""
-        src = posixpath.join(release_dir, UNIT)
-        if self._system:
-            copy = f"sudo -n install -m 0644 {quote(src, self._unit_path)}"
-        else:
-            copy = f"mkdir -p {quote(posixpath.dirname(self._unit_path))} && " + quote(
-                "cp", src, self._unit_path
-            )
+        src, unit = posixpath.join(release_dir, UNIT), self._unit_path
+        folder = posixpath.dirname(unit)
+        # Whole or not at all, even across a power cut: a unit file cut to 0 bytes would leave
+        # nothing to start the daemon at boot.
+        steps = " && ".join(
+            [
+                quote("mkdir", "-p", folder),
+                quote("install", "-m", "0644", src, f"{unit}.new"),
+                quote("sync", "--", f"{unit}.new"),
+                quote("mv", "-f", f"{unit}.new", unit),
+                quote("sync", "--", folder),
+            ]
+        )
+        copy = f"sudo -n sh -c {quote(steps)}" if self._system else steps
         try:
             await remote.run(
                 f"{copy} && {self._systemctl} daemon-reload && {self._systemctl} enable {UNIT}"

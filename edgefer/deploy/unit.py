@@ -29,6 +29,11 @@ SYSTEM_ONLY = {
     "ProtectKernelTunables",
     "ProtectKernelModules",
     "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "ProtectKernelLogs",
+    "ProtectProc",
+    "CapabilityBoundingSet",
     "Wants",  # network-online.target exists only in the system manager
     "After",
 }
