@@ -171,7 +171,7 @@ def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
     data: dict = {"detector": {"roi_search": {"enabled": video and not flags["naive"]}}}
     for param, key in CONFIG_KEYS.items():
         value = flags[param]
-        if value in (None, (), False):
+        if value is None or value is False or value == ():  # not given: the config's default
             continue
         if param == "delegate_option":
             value = parse_options(value)
@@ -184,8 +184,7 @@ def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        where = lambda loc: FLAGS.get(tuple(loc), ".".join(map(str, loc)))
-        raise EdgeferError(validation_line(exc, "option", where)) from None
+        raise EdgeferError(validation_line(exc, "option", flag_of)) from None
 
 
 @click.command()
