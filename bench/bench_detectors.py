@@ -11,7 +11,7 @@ pre/post-processing), and the FPS that floor allows with one face a frame — no
 beat it on this CPU, so it says whether an FPS target is reachable with these models at all.
 
     python bench/bench_detectors.py [--frames 300] [--repeats 1] [--json out.json] [--bundle DIR]
-        [--detectors haar,haar-tracking,blazeface-short,blazeface-full]
+        [--detectors haar,haar-roi,blazeface-short,blazeface-full]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import numpy as np
 
 from edgefer.bundled import NAMES, default_bundle, resolve_bundle
 from edgefer.device.detector import HaarDetector, iou
-from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.device.pipeline import Pipeline
+from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.imaging import to_gray_u8
 from edgefer.samples import face_video_frames, lfw_faces
 
@@ -50,17 +51,17 @@ def lfw_frames(seed: int = 0):
 
 
 DETECTORS = {
-    "haar": ("haar (full frame)", {"tracking": None}),
-    "haar-tracking": ("haar (tracking, default)", {}),
-    "blazeface-short": ("blazeface-short", {"blazeface": BlazeFaceConfig("short")}),
-    "blazeface-full": ("blazeface-full", {"blazeface": BlazeFaceConfig("full")}),
+    "haar": ("haar (full frame)", {"roi_search": {"enabled": False}}),
+    "haar-roi": ("haar (ROI search, default)", {}),
+    "blazeface-short": ("blazeface-short", {"kind": "blazeface", "blazeface_range": "short"}),
+    "blazeface-full": ("blazeface-full", {"kind": "blazeface", "blazeface_range": "full"}),
 }
 
 
 def pipelines(bundle, detectors):
     for key in detectors:
-        name, options = DETECTORS[key]
-        yield name, Pipeline.from_bundle(bundle, **options)
+        name, detector = DETECTORS[key]
+        yield name, Pipeline.from_bundle(bundle, PipelineConfig(detector=detector))
 
 
 def run(pipe, frames):

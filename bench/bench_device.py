@@ -18,11 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def run(bundle: str, video: str, frames: int, tracking) -> tuple[list, list]:
+def run(bundle: str, video: str, frames: int, roi_search: bool) -> tuple[list, list]:
     from edgefer.device.pipeline import Pipeline
+    from edgefer.device.pipeline_config import PipelineConfig
     from edgefer.device.sources import open_source
 
-    pipe = Pipeline.from_bundle(bundle, "cpu", threads=1, tracking=tracking)
+    config = PipelineConfig(detector={"roi_search": {"enabled": roi_search}})
+    pipe = Pipeline.from_bundle(bundle, config)
     boxes, timings = [], []
     for frame in open_source(video, frames):
         result = pipe(frame.image)
@@ -54,15 +56,14 @@ def main() -> int:
     import cv2
 
     from edgefer.cli.common import format_table
-    from edgefer.device.detector import TrackingConfig
     from edgefer.device.stats import summarize
     from edgefer.samples import write_face_video
 
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or str(write_face_video(Path(tmp) / "face.mp4", args.frames))
-        naive_boxes, naive_t = run(args.model, video, args.frames, None)
-        fast_boxes, fast_t = run(args.model, video, args.frames, TrackingConfig())
+        naive_boxes, naive_t = run(args.model, video, args.frames, False)
+        fast_boxes, fast_t = run(args.model, video, args.frames, True)
     rows, out = [], {}
     for name, boxes, t in (("naive", naive_boxes, naive_t), ("fast", fast_boxes, fast_t)):
         s = summarize(t)

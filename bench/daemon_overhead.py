@@ -4,7 +4,7 @@ the same video, one thread (the camera-daemon issue).
 - bare: the daemon's own pipeline (`build_pipeline` of device/daemon.py, on the same config) over
   the video's frames decoded in advance, back to back: detection, crop and expression model.
 - daemon: `edgefer daemon` on that config with the video unpaced (`source.pace = false`: every
-  frame, as fast as it processes them), tracking and events, JSONL, MQTT to a real Mosquitto, the
+  frame, as fast as it processes them), face tracks and events, JSONL, MQTT to a real Mosquitto, the
   webhook to an HTTP endpoint here, and /metrics and /status scraped every second; its FPS comes
   from its edgefer_frames counter.
 

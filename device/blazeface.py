@@ -12,11 +12,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
+from edgefer.device.backends import verify_file
 from edgefer.device.detector import Box
+from edgefer.device.detectors import DetectorContext, DetectorOptions, register
+from edgefer.device.manifest import Manifest
 from edgefer.device.runtimes import load_interpreter
 from edgefer.errors import EdgeferError
 
@@ -184,3 +189,21 @@ def haar_framing(box: Box, framing: dict) -> Box:
     side = max(w, h) * framing["scale"]
     cx, cy = x + w / 2, y + h / 2 + framing["shift_y"] * max(w, h)
     return (round(cx - side / 2), round(cy - side / 2), round(side), round(side))
+
+
+class BlazeFaceConfig(DetectorOptions):
+    blazeface_range: Literal["short", "full"] = "short"  # faces within ~2 m, or ~5 m
+    threshold: float = Field(0.5, gt=0, lt=1)  # smallest face confidence kept
+
+
+def bundle_has_model(options: BlazeFaceConfig, manifest: Manifest) -> None:
+    """BlazeFace runs the bundle's own copy of the model (`edgefer convert --detector`)."""
+    manifest.detector(options.blazeface_range)
+
+
+@register("blazeface", BlazeFaceConfig, check_bundle=bundle_has_model)
+def blazeface(options: BlazeFaceConfig, context: DetectorContext) -> BlazeFaceDetector:
+    """BlazeFace from the bundle on every frame (on the pipeline's interpreter threads)."""
+    variant = options.blazeface_range
+    model = verify_file(context.bundle_dir, context.manifest.detector(variant))
+    return BlazeFaceDetector(model, variant, options.threshold, threads=context.threads)

@@ -32,10 +32,11 @@ from edgefer.device.outputs.homeassistant import DEFAULT_CAMERA, Cameras
 from edgefer.device.outputs.jsonl import JsonlSink
 from edgefer.device.outputs.mqtt import MqttSink
 from edgefer.device.outputs.webhook import WebhookSink
-from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.device.pipeline import Pipeline
+from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.device.sd_notify import notify, watchdog_interval
 from edgefer.device.status_server import Metrics, StatusServer
-from edgefer.device.tracks import Tracker, TrackerConfig
+from edgefer.device.tracks import FaceTrackConfig, Tracker
 from edgefer.errors import EdgeferError, shown
 
 log = logging.getLogger("edgefer.daemon")
@@ -44,24 +45,13 @@ FPS_WINDOW = 5.0  # seconds of frames behind the FPS that /status shows
 
 
 def build_pipeline(config: DaemonConfig) -> Pipeline:
-    detector = config.detector
-    blazeface = (
-        BlazeFaceConfig(detector.blazeface_range, detector.threshold)
-        if detector.kind == "blazeface"
-        else None
-    )
-    return Pipeline.from_bundle(
-        resolve_bundle(config.bundle),
-        config.backend,
-        config.threads,
-        margin=config.margin,
-        blazeface=blazeface,
-    )
+    """The same pipeline as `edgefer detect`'s: the daemon's config is a PipelineConfig."""
+    return Pipeline.from_bundle(resolve_bundle(config.bundle), config)
 
 
 def pipeline_settings(config: DaemonConfig) -> tuple:
     """What the pipeline is built from: a reload that leaves these alone keeps the pipeline."""
-    return config.bundle, config.backend, config.threads, config.margin, config.detector
+    return config.bundle, *(getattr(config, key) for key in PipelineConfig.model_fields)
 
 
 def _real(config_path: str | Path | None) -> str | None:
@@ -125,7 +115,7 @@ class Daemon:
         self.config_file = _real(config_path)
         self.pipeline = build_pipeline(config)
         self.bundle = bundle_name(resolve_bundle(config.bundle))
-        self.tracker = Tracker(TrackerConfig(**config.tracking.model_dump()))
+        self.tracker = Tracker(FaceTrackConfig(**config.tracking.model_dump()))
         self.events = EventBuilder(
             self.pipeline.labels, config.events.min_hold, config.events.summary_interval
         )
@@ -361,7 +351,7 @@ class Daemon:
             self.pipeline = pipeline
             self.bundle = bundle_name(resolve_bundle(config.bundle))
             self.metrics.describe(self.bundle, pipeline.manifest.arch, config.backend)
-        self.tracker.config = TrackerConfig(**config.tracking.model_dump())
+        self.tracker.config = FaceTrackConfig(**config.tracking.model_dump())
         self.events.min_hold = config.events.min_hold
         self.events.summary_interval = config.events.summary_interval
         self.config = config

@@ -20,8 +20,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -30,13 +28,10 @@ from pydantic import (
     model_validator,
 )
 
+from edgefer.device.pipeline_config import PipelineConfig, Section
 from edgefer.errors import EdgeferError, shown, validation_line
 
 ENV_PREFIX = "EDGEFER_"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def state_directory(environ: dict | None = None) -> Path:
@@ -104,13 +99,9 @@ class SourceConfig(Section):
     reconnect_max_seconds: float = Field(10, gt=0)
 
 
-class DetectorConfig(Section):
-    kind: Literal["haar", "blazeface"] = "haar"
-    blazeface_range: Literal["short", "full"] = "short"
-    threshold: float = Field(0.5, gt=0, lt=1)
+class FaceTracksSection(Section):
+    """[tracking]: how faces become tracks over time (device/tracks.py), not how they are found."""
 
-
-class TrackingSection(Section):
     iou_threshold: float = Field(0.3, gt=0, le=1)
     lost_after: float = Field(1.0, gt=0)
     smoothing: Literal["ema", "vote"] = "ema"
@@ -222,16 +213,15 @@ class ServerConfig(Section):
         return self
 
 
-class DaemonConfig(Section):
+class DaemonConfig(PipelineConfig):
+    """The pipeline's options (backend, threads, delegate, margin, [detector] ...: the same as
+    `edgefer detect`'s flags) at the top level, and the daemon's own sections."""
+
     # A directory or a bundled name (edge, edge-fast); default: edge. A str, not a Path: Path would
     # turn ./edge into the name edge.
     bundle: str | None = None
-    backend: Literal["cpu", "edgetpu", "gpu", "external", "onnx"] = "cpu"
-    threads: int = Field(1, ge=1, le=64)
-    margin: float = Field(0.0, ge=0, le=1)
     source: SourceConfig = SourceConfig()
-    detector: DetectorConfig = DetectorConfig()
-    tracking: TrackingSection = TrackingSection()
+    tracking: FaceTracksSection = FaceTracksSection()
     events: EventsConfig = EventsConfig()
     outputs: OutputsConfig = OutputsConfig()
     server: ServerConfig = ServerConfig()

@@ -1,19 +1,21 @@
-"""Face detection with OpenCV Haar cascades, and the tracker that makes it fast enough.
+"""Face detection with OpenCV Haar cascades, and the ROI search that makes it fast enough.
 
 Full-frame `detectMultiScale` dominates a frame's cost (a 600k-parameter int8 model takes ~0.5 ms
-per face), so `TrackingDetector` scans the whole (downscaled) frame only every `full_every`
-frames or when a face is lost, and in between searches small regions around the known faces,
-at sizes close to the known ones.
+per face), so `RoiSearchDetector` scans the whole (downscaled) frame only every `full_every`
+frames or when a face is lost, and in between searches small regions of interest around the known
+faces, at sizes close to the known ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
 
+from edgefer.device.detectors import DetectorContext, DetectorOptions, register
+from edgefer.device.manifest import Strict
 from edgefer.errors import EdgeferError
 from edgefer.imaging import opencv_quiet
 
@@ -24,29 +26,46 @@ def default_cascade() -> str:
     return str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")
 
 
-@dataclass(frozen=True)
-class HaarConfig:
-    cascade: str | None = None  # path; default: OpenCV's frontal-face cascade
-    scale_factor: float = 1.1
-    min_neighbors: int = 5
-    min_size: int = 48
-    max_size: int = 0  # 0 = no limit
-    largest_only: bool = False
+class RoiSearchConfig(Strict):
+    """Video only: search around the faces of the previous frame instead of the full frame."""
 
-    def __post_init__(self):
-        # Checked here, not only by the CLI: detectMultiScale fails with an OpenCV assertion
-        # (or loops forever) on these values, whoever passes them.
-        if not self.scale_factor > 1:
-            raise EdgeferError(f"scale_factor: expected a number > 1, got {self.scale_factor}")
-        if self.min_neighbors < 0:
-            raise EdgeferError(f"min_neighbors: expected 0 or more, got {self.min_neighbors}")
-        if self.min_size < 1:
-            raise EdgeferError(f"min_size: expected 1 pixel or more, got {self.min_size}")
-        if self.max_size and self.max_size < self.min_size:
-            raise EdgeferError(
-                f"max_size: expected 0 (no limit) or at least min_size "
-                f"({self.min_size}), got {self.max_size}"
-            )
+    enabled: bool = True  # false: a full scan of every frame (the slow, exact reference)
+    downscale: float = Field(0.5, gt=0, le=1)  # full scans run on the frame scaled by this
+    full_every: int = Field(15, ge=1)  # frames between full scans
+    roi_margin: float = Field(0.5, ge=0)  # search region: the box grown by this share per side
+    size_range: tuple[float, float] = (0.75, 1.33)  # face size change allowed between frames
+
+    @field_validator("size_range")
+    @classmethod
+    def _grows_and_shrinks(cls, size_range: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = size_range
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"expected [smallest <= 1, largest >= 1], got {list(size_range)}")
+        return size_range
+
+
+class HaarConfig(DetectorOptions):
+    """OpenCV's cascade options. Checked here, whoever passes them: detectMultiScale fails with
+    an OpenCV assertion (or loops forever) on a scale factor of 1 or a size below 1."""
+
+    cascade: str | None = None  # path; default: OpenCV's frontal-face cascade
+    scale_factor: float = Field(1.1, gt=1)
+    min_neighbors: int = Field(5, ge=0)
+    min_size: int = Field(48, ge=1)
+    max_size: int = Field(0, ge=0)  # 0 = no limit
+    largest_only: bool = False
+    roi_search: RoiSearchConfig = RoiSearchConfig()
+
+    @field_validator("max_size")
+    @classmethod
+    def _not_below_min_size(cls, max_size: int, info: ValidationInfo) -> int:
+        min_size = info.data.get("min_size")
+        if max_size and min_size is not None and max_size < min_size:
+            raise ValueError(f"expected 0 (no limit) or at least min_size ({min_size})")
+        return max_size
+
+
+DEFAULT_HAAR = HaarConfig()
 
 
 class HaarDetector:
@@ -57,7 +76,7 @@ class HaarDetector:
     the scale in use is `self.scale`, at least window / min_size (and at most 1).
     """
 
-    def __init__(self, config: HaarConfig = HaarConfig(), scale: float = 1.0):
+    def __init__(self, config: HaarConfig = DEFAULT_HAAR, scale: float = 1.0):
         path = config.cascade or default_cascade()
         if not Path(path).is_file():
             raise EdgeferError(f"{path}: Haar cascade file not found")
@@ -129,28 +148,12 @@ def select(boxes: list[Box], largest_only: bool) -> list[Box]:
     return boxes
 
 
-@dataclass(frozen=True)
-class TrackingConfig:
-    downscale: float = 0.5  # full scans run on the frame scaled by this
-    full_every: int = 15  # frames between full scans
-    roi_margin: float = 0.5  # search region: the box grown by this share on each side
-    size_range: tuple[float, float] = (0.75, 1.33)  # face size change allowed between frames
-
-    def __post_init__(self):
-        if not 0 < self.downscale <= 1:
-            raise EdgeferError(f"downscale: expected a number in (0, 1], got {self.downscale}")
-        if self.full_every < 1:
-            raise EdgeferError(f"full_every: expected 1 frame or more, got {self.full_every}")
-
-
-class TrackingDetector:
+class RoiSearchDetector:
     """Fast detection for video: periodic downscaled full scans, region search in between."""
 
-    def __init__(
-        self, haar: HaarConfig = HaarConfig(), tracking: TrackingConfig = TrackingConfig()
-    ):
-        self.full = HaarDetector(haar, scale=tracking.downscale)
-        self.tracking = tracking
+    def __init__(self, haar: HaarConfig = DEFAULT_HAAR):
+        self.search = haar.roi_search
+        self.full = HaarDetector(haar, scale=self.search.downscale)
         self.boxes: list[Box] = []
         self.since_full = 0
 
@@ -158,19 +161,25 @@ class TrackingDetector:
         self.boxes, self.since_full = [], 0
 
     def __call__(self, gray: np.ndarray) -> list[Box]:
-        t = self.tracking
-        if self.boxes and self.since_full < t.full_every:
-            tracked = [
-                self.full.search_near(gray, b, t.roi_margin, t.size_range) for b in self.boxes
-            ]
-            if all(b is not None for b in tracked):
+        s = self.search
+        if self.boxes and self.since_full < s.full_every:
+            found = [self.full.search_near(gray, b, s.roi_margin, s.size_range) for b in self.boxes]
+            if all(b is not None for b in found):
                 self.since_full += 1
-                self.boxes = tracked
-                return list(tracked)
+                self.boxes = found
+                return list(found)
         # First frame, time for a full scan, or a face was lost: scan everything.
         self.boxes = self.full(gray)
         self.since_full = 0
         return list(self.boxes)
+
+
+@register("haar", HaarConfig)
+def haar(options: HaarConfig, context: DetectorContext):
+    """OpenCV's Haar cascade, searching around known faces between full scans on video.
+
+    roi_search.enabled = false scans every full frame (the slow, exact reference)."""
+    return RoiSearchDetector(options) if options.roi_search.enabled else HaarDetector(options)
 
 
 def iou(a: Box, b: Box) -> float:

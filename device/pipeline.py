@@ -1,6 +1,6 @@
 """Frame -> faces -> expressions, with per-stage timings. Never crashes on a frame.
 
-pipe = Pipeline.from_bundle("bundles/edge")
+pipe = Pipeline.from_bundle("bundles/edge")   # or (bundle, PipelineConfig(...)): detector, backend
 result = pipe(frame)            # BGR, gray or BGRA; 8-, 16-bit, int or float (see to_gray_u8)
 for d in result.detections: print(d.box, d.label, d.score)
 result.timings                  # ms: detect, preprocess, inference, postprocess, total
@@ -15,22 +15,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgefer.device.backends import open_runtime, verify_file
-from edgefer.device.blazeface import BlazeFaceDetector
-from edgefer.device.delegates import DelegateSpec
-from edgefer.device.detector import Box, HaarConfig, HaarDetector, TrackingConfig, TrackingDetector
+from edgefer.device.backends import open_runtime
+from edgefer.device.detector import Box
+from edgefer.device.detectors import DetectorContext
 from edgefer.device.manifest import Manifest
+from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.device.runtimes import Runtime
 from edgefer.imaging import resize_square, to_gray_u8
 from edgefer.preprocess import Preprocessing
 
-DEFAULT_HAAR, DEFAULT_TRACKING = HaarConfig(), TrackingConfig()
-
-
-@dataclass(frozen=True)
-class BlazeFaceConfig:
-    variant: str = "short"  # short | full
-    threshold: float = 0.5
+DEFAULT = PipelineConfig()
 
 
 @dataclass(frozen=True)
@@ -89,35 +83,22 @@ class Pipeline:
         self.labels = manifest.labels
 
     @classmethod
-    def from_bundle(
-        cls,
-        bundle_dir: str | Path,
-        backend: str = "cpu",
-        threads: int = 1,
-        delegate: DelegateSpec | None = None,
-        fallback: str | None = None,
-        fmt: str | None = None,
-        haar: HaarConfig = DEFAULT_HAAR,
-        tracking: TrackingConfig | None = DEFAULT_TRACKING,
-        margin: float = 0.0,
-        providers: list[str] | None = None,
-        blazeface: BlazeFaceConfig | None = None,
-    ) -> Pipeline:
-        """Haar by default (`tracking=None`: full-frame detection on every frame, the slow, exact
-        reference); `blazeface` runs the bundle's BlazeFace model on every frame instead."""
+    def from_bundle(cls, bundle_dir: str | Path, config: PipelineConfig = DEFAULT) -> Pipeline:
+        """The bundle's model on `config.backend`, behind the detector `config.detector` names
+        (by default Haar, searching around known faces between full scans)."""
         runtime, manifest, _ = open_runtime(
-            bundle_dir, backend, threads, delegate, fallback, fmt, providers
+            bundle_dir,
+            config.backend,
+            config.threads,
+            config.delegate_spec(),
+            config.fallback,
+            config.format,
+            config.providers,
         )
-        if blazeface is not None:
-            model = verify_file(bundle_dir, manifest.detector(blazeface.variant))
-            detector = BlazeFaceDetector(
-                model, blazeface.variant, blazeface.threshold, threads=threads
-            )
-        elif tracking is None:
-            detector = HaarDetector(haar)
-        else:
-            detector = TrackingDetector(haar, tracking)
-        return cls(runtime, manifest, detector, margin)
+        detector = config.detector.build(
+            DetectorContext(Path(bundle_dir), manifest, config.threads)
+        )
+        return cls(runtime, manifest, detector, config.margin)
 
     def __call__(self, frame) -> FrameResult:
         """Detections, or FrameResult.error saying why not: never an exception, because one bad

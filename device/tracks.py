@@ -19,7 +19,10 @@ from edgefer.errors import EdgeferError
 
 
 @dataclass(frozen=True)
-class TrackerConfig:
+class FaceTrackConfig:
+    """How detections become face tracks (the daemon's [tracking] table); how faces are found
+    between full scans is the detector's ROI search (device/detector.py)."""
+
     iou_threshold: float = 0.3  # a box continues a track if they overlap at least this much
     lost_after: float = 1.0  # seconds without a match before a track is closed
     smoothing: str = "ema"  # ema | vote
@@ -79,7 +82,7 @@ def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
 
 
 class Tracker:
-    def __init__(self, config: TrackerConfig = TrackerConfig()):
+    def __init__(self, config: FaceTrackConfig = FaceTrackConfig()):
         self.config = config
         self.tracks: list[Track] = []
         self.next_id = 1

@@ -17,17 +17,22 @@ def shown(value, limit: int | None = 60) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def validation_line(exc, noun: str = "key") -> str:
+def dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def validation_line(exc, noun: str = "key", name=dotted) -> str:
     """A pydantic ValidationError as our one line: `key a.b: what was expected`, for the first
-    problem. A required key reported missing next to an unknown key in the same table is most
-    likely a misspelling, so the line names both (`hots = ...` for `host`)."""
+    problem; `name` turns an error's location into what the user wrote (a command-line flag for
+    a key set by one). A required key reported missing next to an unknown key in the same table
+    is most likely a misspelling, so the line names both (`hots = ...` for `host`)."""
     errors = exc.errors()
     err = errors[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    where = name(err["loc"]) or "(top level)"
     line = f"{noun} {shown(where)}: {shown(err['msg'], 200)}"
     if err["type"] == "missing":
         unknown = [
-            ".".join(str(p) for p in e["loc"])
+            name(e["loc"])
             for e in errors
             if e["type"] == "extra_forbidden" and e["loc"][:-1] == err["loc"][:-1]
         ]

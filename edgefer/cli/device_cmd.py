@@ -4,12 +4,42 @@ from __future__ import annotations
 
 import contextlib
 import json
+from functools import reduce
+from operator import getitem
 
 import click
+from pydantic import ValidationError
 
 from edgefer.bundled import DEFAULT, NAMES
-from edgefer.cli.common import apply_options, bundle_param, format_table
+from edgefer.cli.common import apply_options, bundle_param, comma_list, format_table
 from edgefer.device.backends import PREFERENCES
+from edgefer.device.delegates import parse_options
+from edgefer.device.detectors import DETECTORS
+from edgefer.device.pipeline_config import PipelineConfig
+from edgefer.errors import EdgeferError, dotted, validation_line
+
+# The flags that set a PipelineConfig key, by click parameter name: the config is built from them
+# and checked as the daemon's config is, so its defaults and checks are the only ones.
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {}
+DEFAULTS = PipelineConfig().model_dump()
+
+
+def config_option(flag: str, key: tuple[str, ...], help: str, **kwargs):
+    """An option for the config key `key`; left out of the config unless given. Values go to
+    the config as typed (pydantic converts them), so `--min-size x` and `min_size = "x"` are
+    refused alike."""
+    CONFIG_KEYS[flag.lstrip("-").replace("-", "_")] = key
+    default = reduce(getitem, key, DEFAULTS)
+    shown = f"  [default: {default}]" if default not in (None, False, {}) else ""
+    return click.option(flag, default=None, help=help + shown, **kwargs)
+
+
+def detector_help() -> str:
+    kinds = "; ".join(
+        f"{k}: {entry.build.__doc__.splitlines()[0].rstrip('.')}" for k, entry in DETECTORS.items()
+    )
+    return f"Face detector ({kinds})."
+
 
 PIPELINE_OPTIONS = [
     click.option(
@@ -20,156 +50,141 @@ PIPELINE_OPTIONS = [
         help="Bundle directory made by `edgefer convert`, or a bundled model by name: "
         f"{', '.join(NAMES)} (default: {DEFAULT}).",
     ),
-    click.option(
-        "--detector",
-        "face_detector",
-        type=click.Choice(["haar", "blazeface"]),
-        default="haar",
-        show_default=True,
-        help="Face detector: OpenCV's Haar cascade (tracked across video frames), or "
-        "BlazeFace from the bundle on every frame.",
-    ),
-    click.option(
+    config_option("--detector", ("detector", "kind"), detector_help(), metavar="|".join(DETECTORS)),
+    config_option(
         "--blazeface-range",
-        type=click.Choice(["short", "full"]),
-        default="short",
-        show_default=True,
-        help="BlazeFace model: short range (faces within ~2 m) or full range (~5 m).",
+        ("detector", "blazeface_range"),
+        "BlazeFace model: short range (faces within ~2 m) or full range (~5 m).",
+        metavar="short|full",
     ),
-    click.option(
+    config_option(
         "--face-threshold",
-        type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        default=0.5,
-        show_default=True,
-        help="BlazeFace: smallest face confidence kept.",
+        ("detector", "threshold"),
+        "BlazeFace: smallest face confidence kept, in (0, 1).",
+        metavar="NUMBER",
     ),
-    click.option(
+    config_option(
         "--backend",
-        type=click.Choice(tuple(PREFERENCES)),
-        default="cpu",
-        show_default=True,
-        help="cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime.",
+        ("backend",),
+        "cpu = TFLite + XNNPACK; edgetpu/gpu/external = TFLite delegate; onnx = ONNX Runtime.",
+        metavar="|".join(PREFERENCES),
     ),
-    click.option("--format", "fmt", help="Force a bundle artifact (e.g. tflite-fp32)."),
-    click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True),
-    click.option(
+    config_option(
+        "--format", ("format",), "Force a bundle artifact (e.g. tflite-fp32).", metavar="FORMAT"
+    ),
+    config_option("--threads", ("threads",), "Interpreter threads, 1 to 64.", metavar="N"),
+    config_option(
         "--delegate-library",
-        help="Delegate shared library (gpu/external, or a non-default libedgetpu).",
+        ("delegate", "library"),
+        "Delegate shared library (gpu/external, or a non-default libedgetpu).",
+        metavar="PATH",
     ),
-    click.option(
+    config_option(
         "--delegate-option",
+        ("delegate", "options"),
+        "key=value for the delegate, e.g. device=usb:0.",
         multiple=True,
-        help="key=value for the delegate, e.g. device=usb:0.",
+        metavar="KEY=VALUE",
     ),
-    click.option(
+    config_option(
         "--fallback",
-        type=click.Choice(["cpu"]),
-        help="Run on the CPU if the delegate cannot load.",
+        ("fallback",),
+        "Run on the CPU if the delegate cannot load (the one value: cpu).",
+        metavar="cpu",
     ),
-    click.option("--providers", help="ONNX Runtime execution providers, comma-separated."),
-    click.option(
+    config_option(
+        "--providers",
+        ("providers",),
+        "ONNX Runtime execution providers, comma-separated.",
+        metavar="NAME,...",
+    ),
+    config_option(
         "--cascade",
-        type=click.Path(dir_okay=False),
-        help="Haar cascade XML (default: OpenCV's frontal face).",
+        ("detector", "cascade"),
+        "Haar cascade XML (default: OpenCV's frontal face).",
+        metavar="PATH",
     ),
-    click.option(
+    config_option(
         "--scale-factor",
-        type=click.FloatRange(min=1, min_open=True),
-        default=1.1,
-        show_default=True,
-        help="Step between the face sizes searched (> 1).",
+        ("detector", "scale_factor"),
+        "Step between the face sizes searched (> 1).",
+        metavar="NUMBER",
     ),
-    click.option("--min-neighbors", type=click.IntRange(min=0), default=5, show_default=True),
-    click.option(
-        "--min-size",
-        type=click.IntRange(min=1),
-        default=48,
-        show_default=True,
-        help="Smallest face, pixels.",
+    config_option(
+        "--min-neighbors",
+        ("detector", "min_neighbors"),
+        "Neighbouring hits a face needs (0 or more).",
+        metavar="N",
     ),
-    click.option(
+    config_option(
+        "--min-size", ("detector", "min_size"), "Smallest face, pixels.", metavar="PIXELS"
+    ),
+    config_option(
         "--max-size",
-        type=click.IntRange(min=0),
-        default=0,
-        help="Largest face, pixels (0 = no limit).",
+        ("detector", "max_size"),
+        "Largest face, pixels (0 = no limit).",
+        metavar="PIXELS",
     ),
-    click.option("--largest", is_flag=True, help="Only the largest face of each frame."),
-    click.option(
-        "--naive", is_flag=True, help="Full-frame detection on every frame (slow reference)."
+    config_option(
+        "--largest",
+        ("detector", "largest_only"),
+        "Only the largest face of each frame.",
+        is_flag=True,
     ),
     click.option(
+        "--naive",
+        is_flag=True,
+        help="Full-frame detection on every frame, no ROI search (slow reference).",
+    ),
+    config_option(
         "--full-every",
-        type=click.IntRange(1),
-        default=15,
-        show_default=True,
-        help="Frames between full scans when tracking.",
+        ("detector", "roi_search", "full_every"),
+        "Frames between full scans when searching around known faces.",
+        metavar="N",
     ),
-    click.option(
+    config_option(
         "--downscale",
-        type=click.FloatRange(0.1, 1.0),
-        default=0.5,
-        show_default=True,
-        help="Scale of the frame for full scans when tracking; raised where a face of "
-        "--min-size would fall below the cascade's window (24 px for the default).",
+        ("detector", "roi_search", "downscale"),
+        "Scale of the frame for full scans, in (0, 1]; raised where a face of --min-size "
+        "would fall below the cascade's window (24 px for the default).",
+        metavar="NUMBER",
     ),
-    click.option(
+    config_option(
         "--margin",
-        type=click.FloatRange(0, 1),
-        default=0.0,
-        show_default=True,
-        help="Grow each face box by this share per side before cropping.",
+        ("margin",),
+        "Grow each face box by this share per side before cropping, 0 to 1.",
+        metavar="NUMBER",
     ),
 ]
 pipeline_options = apply_options(PIPELINE_OPTIONS)
+FLAGS = {key: "--" + param.replace("_", "-") for param, key in CONFIG_KEYS.items()}
 
 
-def build_pipeline(
-    bundle,
-    face_detector,
-    blazeface_range,
-    face_threshold,
-    backend,
-    fmt,
-    threads,
-    delegate_library,
-    delegate_option,
-    fallback,
-    providers,
-    cascade,
-    scale_factor,
-    min_neighbors,
-    min_size,
-    max_size,
-    largest,
-    naive,
-    full_every,
-    downscale,
-    margin,
-    video: bool,
-):
-    from edgefer.device.delegates import DelegateSpec, parse_options
-    from edgefer.device.detector import HaarConfig, TrackingConfig
-    from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+def flag_of(loc: tuple) -> str:
+    """The flag that set the key at `loc` (every key a user can set has one)."""
+    return FLAGS.get(tuple(loc), dotted(loc))
 
-    delegate = None
-    if backend in ("edgetpu", "gpu", "external"):
-        delegate = DelegateSpec(backend, delegate_library, parse_options(delegate_option))
-    haar = HaarConfig(cascade, scale_factor, min_neighbors, min_size, max_size, largest)
-    # Tracking only helps across consecutive frames of a video or camera.
-    tracking = None if naive or not video else TrackingConfig(downscale, full_every)
-    return Pipeline.from_bundle(
-        bundle,
-        backend,
-        threads,
-        delegate,
-        fallback,
-        fmt,
-        haar,
-        tracking,
-        margin,
-        providers.split(",") if providers else None,
-        BlazeFaceConfig(blazeface_range, face_threshold) if face_detector == "blazeface" else None,
-    )
+
+def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
+    """The PipelineConfig the flags ask for; a bad value is one line naming the flag. The ROI
+    search needs consecutive frames: it is on for a video or camera, unless --naive."""
+    data: dict = {"detector": {"roi_search": {"enabled": video and not flags["naive"]}}}
+    for param, key in CONFIG_KEYS.items():
+        value = flags[param]
+        if value is None or value is False or value == ():  # not given: the config's default
+            continue
+        if param == "delegate_option":
+            value = parse_options(value)
+        elif param == "providers":
+            value = comma_list(value)
+        node = data
+        for k in key[:-1]:
+            node = node.setdefault(k, {})
+        node[key[-1]] = value
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise EdgeferError(validation_line(exc, "option", flag_of)) from None
 
 
 @click.command()
@@ -184,15 +199,15 @@ def build_pipeline(
     "data: nothing is stored without this flag.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
-def detect(source, frames, save, as_json, **opts):
+def detect(bundle, source, frames, save, as_json, **flags):
     """Detect faces and read their expressions, frame by frame."""
-    from edgefer.device.pipeline import frames_with_results
+    from edgefer.device.pipeline import Pipeline, frames_with_results
     from edgefer.device.saver import Saver, save_target
     from edgefer.device.sources import VIDEO_KINDS, open_source, source_kind
 
     kind = source_kind(source)
     target = save_target(save, kind)
-    pipe = build_pipeline(**opts, video=kind in VIDEO_KINDS)
+    pipe = Pipeline.from_bundle(bundle, pipeline_config(flags, video=kind in VIDEO_KINDS))
     src = open_source(source, frames)
     with contextlib.ExitStack() as stack:
         saver = Saver(target, src.fps, stack)
@@ -226,17 +241,19 @@ def detect(source, frames, save, as_json, **opts):
 @click.option("--source", required=True, help="IMAGE, DIR, VIDEO, CAMERA_INDEX or URL.")
 @click.option("--frames", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench(source, frames, as_json, **opts):
+def bench(bundle, source, frames, as_json, **flags):
     """How fast is the device pipeline here? Per-stage latency (p50/p95/p99/max) and FPS.
 
     Plus model-only latency per backend on this machine. (Accuracy per format: `edgefer
     benchmark`.)"""
     from edgefer.device.latency import bench_pipeline
+    from edgefer.device.pipeline import Pipeline
     from edgefer.device.sources import VIDEO_KINDS, source_kind
     from edgefer.device.stats import STAGES
 
-    pipe = build_pipeline(**opts, video=source_kind(source) in VIDEO_KINDS)
-    summary = bench_pipeline(pipe, source, frames, opts["bundle"], opts["threads"])
+    config = pipeline_config(flags, video=source_kind(source) in VIDEO_KINDS)
+    pipe = Pipeline.from_bundle(bundle, config)
+    summary = bench_pipeline(pipe, source, frames, bundle, config.threads)
     faces = summary["faces"]
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -68,8 +68,7 @@ def read_configs(targets: list[Target], bundle: Bundle) -> dict[Path, tuple[str,
             text, config = read_config(t.config)
             try:
                 choose_artifact(bundle.manifest, config.backend)
-                if config.detector.kind == "blazeface":
-                    bundle.manifest.detector(config.detector.blazeface_range)
+                config.detector.check_bundle(bundle.manifest)
             except EdgeferError as exc:
                 raise EdgeferError(f"{t.config}: {exc}") from None
             configs[t.config] = text, config

@@ -14,9 +14,14 @@ from edgefer.device.blazeface import (
     weighted_nms,
 )
 from edgefer.device.detector import HaarDetector, iou
-from edgefer.device.pipeline import BlazeFaceConfig, Pipeline
+from edgefer.device.pipeline import Pipeline
+from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.errors import EdgeferError
 from edgefer.imaging import to_gray_u8
+
+
+def blazeface(variant: str) -> PipelineConfig:
+    return PipelineConfig(detector={"kind": "blazeface", "blazeface_range": variant})
 
 
 @pytest.mark.parametrize("variant, count", [("short", 896), ("full", 2304)])
@@ -56,7 +61,7 @@ def test_haar_framing_is_a_square_about_the_shifted_centre():
 
 @pytest.mark.parametrize("variant", ["short", "full"])
 def test_blazeface_finds_the_astronaut_where_haar_does(astronaut_bgr, variant):
-    pipe = Pipeline.from_bundle(default_bundle(), blazeface=BlazeFaceConfig(variant))
+    pipe = Pipeline.from_bundle(default_bundle(), blazeface(variant))
     result = pipe(astronaut_bgr)
     (haar_box,) = HaarDetector()(to_gray_u8(astronaut_bgr))
     (d,) = result.detections
@@ -85,13 +90,13 @@ def test_the_model_input_is_the_frame_letterboxed_rgb_in_minus_one_one():
 
 
 def test_no_face_in_a_blank_frame():
-    pipe = Pipeline.from_bundle(default_bundle(), blazeface=BlazeFaceConfig("short"))
+    pipe = Pipeline.from_bundle(default_bundle(), blazeface("short"))
     assert pipe(np.full((480, 640, 3), 128, np.uint8)).detections == []
 
 
 def test_a_bundle_without_the_detector_says_how_to_add_it(tiny_bundle):
     with pytest.raises(EdgeferError, match="--detector blazeface-short"):
-        Pipeline.from_bundle(tiny_bundle, blazeface=BlazeFaceConfig("short"))
+        Pipeline.from_bundle(tiny_bundle, blazeface("short"))
 
 
 def test_a_swapped_detector_file_is_refused(tmp_path):
@@ -99,7 +104,7 @@ def test_a_swapped_detector_file_is_refused(tmp_path):
     shutil.copytree(default_bundle(), bundle)
     shutil.copy(bundle / "blazeface_full.tflite", bundle / "blazeface_short.tflite")
     with pytest.raises(EdgeferError, match="sha256 differs"):
-        Pipeline.from_bundle(bundle, blazeface=BlazeFaceConfig("short"))
+        Pipeline.from_bundle(bundle, blazeface("short"))
 
 
 def test_the_bundled_manifest_lists_both_detectors():

@@ -83,12 +83,16 @@ def test_schema_describes_every_key_for_editors():
     assert res.exit_code == 0
     schema = json.loads(res.output)
     assert set(schema["properties"]) == {
-        "bundle", "backend", "threads", "margin", "source", "detector", "tracking", "events",
-        "outputs", "server",
+        "bundle", "backend", "threads", "delegate", "fallback", "format", "providers", "margin",
+        "source", "detector", "tracking", "events", "outputs", "server",
     }  # fmt: skip
+    assert set(schema["$defs"]["DelegateConfig"]["properties"]) == {"library", "options"}
     detector = schema["$defs"]["DetectorConfig"]
     assert detector["additionalProperties"] is False  # an editor flags a misspelt key
     assert detector["properties"]["kind"]["enum"] == ["haar", "blazeface"]
+    assert {"blazeface_range", "threshold", "scale_factor", "min_size", "roi_search"} <= set(
+        detector["properties"]
+    )
 
 
 def test_the_example_config_is_valid():

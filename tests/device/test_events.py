@@ -1,7 +1,7 @@
 import numpy as np
 
 from edgefer.device.events import EventBuilder
-from edgefer.device.tracks import Tracker, TrackerConfig
+from edgefer.device.tracks import FaceTrackConfig, Tracker
 from edgefer.labels import FER7
 
 HAPPY, SAD = np.eye(7)[3], np.eye(7)[4]
@@ -10,7 +10,7 @@ BOX = (10, 20, 50, 50)
 
 def run(frames, min_hold=1.0, summary_interval=60.0):
     """frames: [(t, scores or None)] for one face; returns every event."""
-    tracker, events = Tracker(TrackerConfig(ema_alpha=1.0, lost_after=0.5)), []
+    tracker, events = Tracker(FaceTrackConfig(ema_alpha=1.0, lost_after=0.5)), []
     builder = EventBuilder(list(FER7), min_hold, summary_interval, wall_clock=lambda: 1e9)
     for t, scores in frames:
         events += builder.on_frame(t, tracker.update(t, [] if scores is None else [(BOX, scores)]))

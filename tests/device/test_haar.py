@@ -3,9 +3,10 @@
 
 import cv2
 import pytest
+from pydantic import ValidationError
 
-from edgefer.device.detector import HaarConfig, HaarDetector, TrackingConfig, iou
-from edgefer.errors import EdgeferError
+from edgefer.device.detector import HaarConfig, HaarDetector, RoiSearchConfig, iou
+from edgefer.errors import EdgeferError, validation_line
 
 
 def test_default_frontal_face_cascade_loads():
@@ -31,26 +32,29 @@ def test_downscaled_scan_still_finds_a_face_of_min_size(astronaut_bgr, downscale
 @pytest.mark.parametrize(
     "field, value, expected",
     [
-        ("scale_factor", 1.0, "scale_factor: expected a number > 1, got 1.0"),
-        ("scale_factor", 0.5, "scale_factor: expected a number > 1"),
-        ("min_neighbors", -1, "min_neighbors: expected 0 or more, got -1"),
-        ("min_size", 0, "min_size: expected 1 pixel or more, got 0"),
-        ("min_size", -5, "min_size: expected 1 pixel or more"),
-        ("max_size", 20, r"max_size: expected 0 \(no limit\) or at least min_size \(48\), got 20"),
-        ("max_size", -1, "max_size: expected 0"),
+        ("scale_factor", 1.0, "scale_factor: Input should be greater than 1"),
+        ("scale_factor", 0.5, "scale_factor: Input should be greater than 1"),
+        ("min_neighbors", -1, "min_neighbors: Input should be greater than or equal to 0"),
+        ("min_size", 0, "min_size: Input should be greater than or equal to 1"),
+        ("min_size", -5, "min_size: Input should be greater than or equal to 1"),
+        ("max_size", 20, "max_size: Value error, expected 0 (no limit) or at least min_size (48)"),
+        ("max_size", -1, "max_size: Input should be greater than or equal to 0"),
     ],
 )
 def test_haar_config_refuses_nonsense(field, value, expected):
-    with pytest.raises(EdgeferError, match=expected):
+    with pytest.raises(ValidationError) as err:
         HaarConfig(**{field: value})
+    assert validation_line(err.value) == f"key {expected}"
 
 
 @pytest.mark.parametrize(
-    "field, value", [("downscale", 0.0), ("downscale", 1.5), ("full_every", 0)]
+    "field, value",
+    [("downscale", 0.0), ("downscale", 1.5), ("full_every", 0), ("size_range", (1.2, 1.5))],
 )
-def test_tracking_config_refuses_nonsense(field, value):
-    with pytest.raises(EdgeferError, match=f"{field}: expected"):
-        TrackingConfig(**{field: value})
+def test_roi_search_config_refuses_nonsense(field, value):
+    with pytest.raises(ValidationError) as err:
+        RoiSearchConfig(**{field: value})
+    assert validation_line(err.value).startswith(f"key {field}: ")
 
 
 @pytest.mark.parametrize("content", [b"hello, not XML", b"", b"<a/>", b"%YAML:1.0\nfoo: ["])

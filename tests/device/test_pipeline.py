@@ -10,9 +10,13 @@ import pytest
 
 from edgefer.device.backends import open_runtime
 from edgefer.device.delegates import DelegateError, DelegateSpec
-from edgefer.device.detector import HaarDetector, TrackingDetector, iou
+from edgefer.device.detector import HaarDetector, RoiSearchDetector, iou
 from edgefer.device.pipeline import Pipeline, crop_face
+from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.errors import EdgeferError
+
+# Haar on every full frame, no ROI search: the slow, exact reference.
+FULL_FRAMES = PipelineConfig(detector={"roi_search": {"enabled": False}})
 
 
 def test_device_runs_a_frame_with_tensorflow_blocked(tiny_bundle, tmp_path, astronaut_bgr):
@@ -36,7 +40,7 @@ def test_device_runs_a_frame_with_tensorflow_blocked(tiny_bundle, tmp_path, astr
 
 
 def test_detections_and_timings(tiny_bundle, astronaut_bgr):
-    pipe = Pipeline.from_bundle(tiny_bundle, tracking=None)
+    pipe = Pipeline.from_bundle(tiny_bundle, FULL_FRAMES)
     result = pipe(astronaut_bgr)
     (d,) = result.detections
     assert iou(d.box, (177, 66, 95, 95)) > 0.7
@@ -54,7 +58,7 @@ def test_detections_and_timings(tiny_bundle, astronaut_bgr):
     ],
 )
 def test_gray_bgra_and_16_bit_frames_find_the_face(tiny_bundle, astronaut_bgr, convert):
-    result = Pipeline.from_bundle(tiny_bundle, tracking=None)(convert(astronaut_bgr))
+    result = Pipeline.from_bundle(tiny_bundle, FULL_FRAMES)(convert(astronaut_bgr))
     assert len(result.detections) == 1 and result.error is None
 
 
@@ -70,13 +74,13 @@ def test_gray_bgra_and_16_bit_frames_find_the_face(tiny_bundle, astronaut_bgr, c
     ids=["float64-unit", "float32-255", "int16", "int32", "int64-gray"],
 )
 def test_frames_of_any_pixel_type_find_the_face(tiny_bundle, astronaut_bgr, convert):
-    result = Pipeline.from_bundle(tiny_bundle, tracking=None)(convert(astronaut_bgr))
+    result = Pipeline.from_bundle(tiny_bundle, FULL_FRAMES)(convert(astronaut_bgr))
     assert result.error is None and len(result.detections) == 1
 
 
 def test_a_stage_that_fails_is_the_frames_error(tiny_bundle, astronaut_bgr):
     """Whatever a stage raises (here the detector, as OpenCV does) ends that frame, not the
-    stream: the caller gets FrameResult.error and the tracker starts afresh."""
+    stream: the caller gets FrameResult.error and the ROI search starts afresh."""
     pipe = Pipeline.from_bundle(tiny_bundle)
     assert pipe(astronaut_bgr).detections and pipe.detector.boxes
 
@@ -111,8 +115,10 @@ def test_no_face_is_not_an_error(tiny_bundle):
 
 def test_onnx_backend_and_batched_faces(tiny_bundle, astronaut_bgr):
     two = np.concatenate([astronaut_bgr, astronaut_bgr], axis=1)
-    tfl = Pipeline.from_bundle(tiny_bundle, tracking=None)(two)
-    onnx = Pipeline.from_bundle(tiny_bundle, backend="onnx", tracking=None)(two)
+    tfl = Pipeline.from_bundle(tiny_bundle, FULL_FRAMES)(two)
+    onnx = Pipeline.from_bundle(tiny_bundle, FULL_FRAMES.model_copy(update={"backend": "onnx"}))(
+        two
+    )
     assert len(tfl.detections) == len(onnx.detections) == 2
     assert [d.label for d in tfl.detections] == [d.label for d in onnx.detections]
 
@@ -154,12 +160,12 @@ def test_corrupt_or_mismatched_model_is_refused(tiny_bundle, tmp_path):
         Pipeline.from_bundle(bundle)
 
 
-def test_tracking_keeps_recall_on_a_moving_face(face_video):
+def test_roi_search_keeps_recall_on_a_moving_face(face_video):
     from edgefer.device.sources import open_source
 
     frames = [f.image for f in open_source(str(face_video))]
     gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
-    naive, fast = HaarDetector(), TrackingDetector()
+    naive, fast = HaarDetector(), RoiSearchDetector()
     full_scans = []
 
     class CountingHaar(HaarDetector):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgefer.device.tracks import Tracker, TrackerConfig, iou_matrix
+from edgefer.device.tracks import FaceTrackConfig, Tracker, iou_matrix
 from edgefer.errors import EdgeferError
 
 HAPPY, SAD = np.eye(7)[3], np.eye(7)[4]
@@ -28,7 +28,7 @@ def test_ids_are_stable_while_faces_move_and_new_faces_get_new_ids():
 
 
 def test_a_track_closes_after_lost_after_seconds():
-    tr = Tracker(TrackerConfig(lost_after=0.5))
+    tr = Tracker(FaceTrackConfig(lost_after=0.5))
     tr.update(0.0, [((0, 0, 50, 50), HAPPY)])
     assert tr.update(0.4, []).lost == []
     (lost,) = tr.update(0.6, []).lost
@@ -37,7 +37,7 @@ def test_a_track_closes_after_lost_after_seconds():
 
 @pytest.mark.parametrize("smoothing", ["ema", "vote"])
 def test_one_odd_frame_does_not_flip_the_label(smoothing):
-    tr = Tracker(TrackerConfig(smoothing=smoothing, ema_alpha=0.3, vote_window=5))
+    tr = Tracker(FaceTrackConfig(smoothing=smoothing, ema_alpha=0.3, vote_window=5))
     box = (0, 0, 50, 50)
     for i in range(5):
         tr.update(i * 0.1, [(box, HAPPY)])
@@ -50,13 +50,13 @@ def test_one_odd_frame_does_not_flip_the_label(smoothing):
 
 def test_config_is_validated():
     with pytest.raises(EdgeferError, match="tracking.smoothing"):
-        TrackerConfig(smoothing="median")
+        FaceTrackConfig(smoothing="median")
     with pytest.raises(EdgeferError, match="tracking.iou_threshold"):
-        TrackerConfig(iou_threshold=0)
+        FaceTrackConfig(iou_threshold=0)
 
 
 def test_the_vote_looks_only_at_the_last_vote_window_frames():
-    tr = Tracker(TrackerConfig(smoothing="vote", vote_window=3))
+    tr = Tracker(FaceTrackConfig(smoothing="vote", vote_window=3))
     box = (0, 0, 50, 50)
     for i in range(10):
         tr.update(i * 0.1, [(box, HAPPY)])
