@@ -47,11 +47,18 @@ def test_events_arrive_in_order_with_online_and_offline_status(broker, tmp_path)
     assert wait_for(lambda: len(sub.events()) == 50)
     sink.close()
     assert [e["seq"] for e in sub.events()] == list(range(1, 51))
-    status = [(p, r) for t, p, r in sub.messages if t == "edgefer/available"]
-    assert status[0][0] == b"online" and status[-1][0] == b"offline"
+
+    def status():
+        return [p for t, p, _ in sub.messages if t == "edgefer/available"]
+
+    # close() waits for the broker's PUBACK of "offline", not for the broker to pass it on
+    assert wait_for(lambda: status()[-1:] == [b"offline"], 10), status()
+    assert status()[0] == b"online"
     sub.stop()
     late = Subscriber(broker.port)  # a newcomer sees the retained status
-    assert wait_for(lambda: any(t == "edgefer/available" and r for t, _, r in late.messages))
+    assert wait_for(
+        lambda: (b"offline", True) in [(p, r) for t, p, r in late.messages if t == "edgefer/available"]
+    )
     late.stop()
 
 
