@@ -1,7 +1,7 @@
 """Overhead benchmark: the daemon with every output on keeps >= 90% of the bare pipeline's FPS on
 the same video, one thread (the camera-daemon issue).
 
-- bare: the daemon's own pipeline (`build_pipeline` of device/daemon.py, on the same config) over
+- bare: the daemon's own pipeline (`build_pipeline` of device/daemon/loop.py, on the same config) over
   the video's frames decoded in advance, back to back: detection, crop and expression model.
 - daemon: `edgefer daemon` on that config with the video unpaced (`source.pace = false`: every
   frame, as fast as it processes them), face tracks and events, JSONL, MQTT to a real Mosquitto, the
@@ -54,8 +54,8 @@ from daemon_harness import (
 from tqdm import tqdm
 
 from edgefer.cli.common import format_table
-from edgefer.device.daemon import build_pipeline
-from edgefer.device.daemon_config import DaemonConfig, load_config
+from edgefer.device.daemon.loop import build_pipeline
+from edgefer.device.daemon.config import DaemonConfig, load_config
 from edgefer.device.sources import open_source
 from edgefer.errors import EdgeferError
 

@@ -48,7 +48,7 @@ from daemon_harness import (
 from tqdm import tqdm
 
 from edgefer.cli.common import format_table
-from edgefer.device.outputs.spool import Spool
+from edgefer.device.daemon.outputs.spool import Spool
 from edgefer.device.stats import STAGES
 from edgefer.errors import EdgeferError
 

@@ -21,8 +21,8 @@ import statistics
 import threading
 import time
 
-from edgefer.device.daemon_config import ServerConfig
-from edgefer.device.status_server import Metrics, StatusServer
+from edgefer.device.daemon.config import ServerConfig
+from edgefer.device.daemon.status import Metrics, StatusServer
 
 
 def probe(port: int) -> tuple[bool, float]:
@@ -59,7 +59,7 @@ def main() -> int:
     parser.add_argument("--after", type=int, default=20)
     args = parser.parse_args()
     server = StatusServer(
-        ServerConfig(port=0), Metrics(list), dict, lambda: True, lambda: None
+        ServerConfig(port=0), Metrics(list, dict), dict, lambda: (200, "ok"), lambda camera: None
     ).start()
     held: list[socket.socket] = []
     lock = threading.Lock()

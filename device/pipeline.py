@@ -19,7 +19,7 @@ from edgefer.device.backends import open_runtime
 from edgefer.device.detector import Box
 from edgefer.device.detectors import DetectorContext
 from edgefer.device.manifest import Manifest
-from edgefer.device.pipeline_config import PipelineConfig
+from edgefer.device.pipeline_config import DetectorConfig, PipelineConfig
 from edgefer.device.runtimes import Runtime
 from edgefer.imaging import resize_square, to_gray_u8
 from edgefer.preprocess import Preprocessing
@@ -71,6 +71,38 @@ def crop_face(gray: np.ndarray, box: Box, margin: float, size: int) -> np.ndarra
     return resize_square(crop, size)
 
 
+@dataclass(frozen=True)
+class Model:
+    """The bundle's expression model, opened once on its runtime: every camera of a daemon runs
+    its own Pipeline (its own detector, whose ROI search follows that camera's faces) on this
+    one, so a second camera costs no second copy of the model. A runtime is not thread-safe:
+    the pipelines that share it run from one thread."""
+
+    bundle_dir: Path
+    runtime: Runtime
+    manifest: Manifest
+    threads: int = 1
+    margin: float = 0.0
+
+    @classmethod
+    def open(cls, bundle_dir: str | Path, config: PipelineConfig = DEFAULT) -> Model:
+        runtime, manifest, _ = open_runtime(
+            bundle_dir,
+            config.backend,
+            config.threads,
+            config.delegate_spec(),
+            config.fallback,
+            config.format,
+            config.providers,
+        )
+        return cls(Path(bundle_dir), runtime, manifest, config.threads, config.margin)
+
+    def pipeline(self, detector: DetectorConfig) -> Pipeline:
+        """This model behind a new detector."""
+        built = detector.build(DetectorContext(self.bundle_dir, self.manifest, self.threads))
+        return Pipeline(self.runtime, self.manifest, built, self.margin)
+
+
 class Pipeline:
     def __init__(self, runtime: Runtime, manifest: Manifest, detector, margin: float = 0.0):
         self.runtime, self.manifest, self.detector, self.margin = (
@@ -86,19 +118,7 @@ class Pipeline:
     def from_bundle(cls, bundle_dir: str | Path, config: PipelineConfig = DEFAULT) -> Pipeline:
         """The bundle's model on `config.backend`, behind the detector `config.detector` names
         (by default Haar, searching around known faces between full scans)."""
-        runtime, manifest, _ = open_runtime(
-            bundle_dir,
-            config.backend,
-            config.threads,
-            config.delegate_spec(),
-            config.fallback,
-            config.format,
-            config.providers,
-        )
-        detector = config.detector.build(
-            DetectorContext(Path(bundle_dir), manifest, config.threads)
-        )
-        return cls(runtime, manifest, detector, config.margin)
+        return Model.open(bundle_dir, config).pipeline(config.detector)
 
     def __call__(self, frame) -> FrameResult:
         """Detections, or FrameResult.error saying why not: never an exception, because one bad

@@ -1,4 +1,4 @@
-"""`edgefer daemon`: the camera service (device/daemon.py). Exit 2 for a bad config or a bundle
+"""`edgefer daemon`: the camera service (device/daemon/loop.py). Exit 2 for a bad config or a bundle
 that does not fit; 1 for a failure at run time that retrying cannot fix."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import click
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="TOML config (see device/edgefer.example.toml); EDGEFER_* variables override it.",
+    help="TOML config (see device/daemon/edgefer.example.toml); EDGEFER_* variables override it.",
 )
 @click.option(
     "--set",
@@ -31,8 +31,8 @@ import click
 )
 def daemon(config_path, overrides, print_config, schema):
     """Run the camera detection daemon until SIGTERM/SIGINT (SIGHUP re-reads the config)."""
-    from edgefer.device.daemon import Daemon
-    from edgefer.device.daemon_config import DaemonConfig, load_config
+    from edgefer.device.daemon.loop import Daemon
+    from edgefer.device.daemon.config import DaemonConfig, load_config
 
     if schema:
         click.echo(json.dumps(DaemonConfig.model_json_schema(), indent=2))

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from edgefer.deploy.hosts import Target
 from edgefer.deploy.release import Bundle
 from edgefer.device.backends import choose_artifact
-from edgefer.device.daemon_config import SECRET_KEYS, DaemonConfig
+from edgefer.device.daemon.config import SECRET_KEYS, DaemonConfig
 from edgefer.errors import EdgeferError, shown, validation_line
 
 
@@ -45,7 +45,7 @@ def read_config(path: Path | None) -> tuple[str, DaemonConfig]:
     """(text, validated config) of a local config file."""
     if path is None:
         raise EdgeferError(
-            "no daemon config: pass --config edgefer.toml (start from device/edgefer.example.toml, "
+            "no daemon config: pass --config edgefer.toml (start from device/daemon/edgefer.example.toml, "
             "or `edgefer daemon --print-config`) or name one in the inventory"
         )
     try:
@@ -68,7 +68,8 @@ def read_configs(targets: list[Target], bundle: Bundle) -> dict[Path, tuple[str,
             text, config = read_config(t.config)
             try:
                 choose_artifact(bundle.manifest, config.backend)
-                config.detector.check_bundle(bundle.manifest)
+                for camera in config.cameras.values():
+                    camera.detector.check_bundle(bundle.manifest)
             except EdgeferError as exc:
                 raise EdgeferError(f"{t.config}: {exc}") from None
             configs[t.config] = text, config

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from edgefer.deploy.service import DaemonService
 from edgefer.deploy.ssh import Remote
-from edgefer.device.daemon_config import DaemonConfig
+from edgefer.device.daemon.config import DaemonConfig
 
 WILDCARD = {"0.0.0.0", "::", ""}
 
@@ -90,14 +90,15 @@ async def snapshot(remote: Remote, ep: Endpoint) -> dict:
     """Health, uptime, FPS and the real path of the config it loaded, as the daemon reports them
     now (None: it did not say)."""
     async with remote.tunnel(ep.host, ep.port) as port:
-        code, _ = await asyncio.to_thread(_get, port, "/healthz", ep.token)
+        code, said = await asyncio.to_thread(_get, port, "/healthz", ep.token)
         scode, body = await asyncio.to_thread(_get, port, "/status", ep.token)
         status = json.loads(body) if scode == 200 else {}
         if scode == 200 and "fps" not in status:  # daemons before /status had it
             mcode, metrics = await asyncio.to_thread(_get, port, "/metrics", ep.token)
             status["fps"] = _gauge(metrics, "edgefer_fps") if mcode == 200 else None
     return {
-        "health": {200: "ok", 0: "no answer"}.get(code, f"failing ({code})"),
+        # 503 says why: "no frames", or "degraded: no frames from door" (some cameras down)
+        "health": {200: "ok", 0: "no answer"}.get(code, f"failing ({code}: {said.strip()})"),
         "uptime": status.get("uptime_seconds"),
         "fps": status.get("fps"),
         "config_file": status.get("config_file"),

@@ -14,11 +14,11 @@ from edgefer.deploy.layout import Layout
 from edgefer.deploy.probe import Probe
 from edgefer.deploy.release import size_text
 from edgefer.deploy.ssh import Remote
-from edgefer.device.daemon_config import DaemonConfig
+from edgefer.device.daemon.config import DaemonConfig
 
 # Left free besides what a release needs, so the SD card never fills to the last byte.
 RESERVE_BYTES = 100_000_000
-# Where the system unit may write (device/edgefer.service): its StateDirectory=, which is also
+# Where the system unit may write (device/daemon/edgefer.service): its StateDirectory=, which is also
 # its only ReadWritePaths=, and its PrivateTmp= /tmp and /var/tmp; ProtectSystem=strict and
 # ProtectHome=read-only make everything else read-only, the deploying user's home included.
 SYSTEM_WRITABLE = ("/var/lib/edgefer", "/tmp", "/var/tmp")
@@ -44,14 +44,18 @@ def check_fit(p: Probe, config: DaemonConfig, service: str) -> None:
             )
 
 
-def missing_camera(p: Probe, config: DaemonConfig) -> str | None:
-    """The V4L2 camera the config names (/dev/videoN, or its index N) if the device lacks it: a
-    warning, not a refusal (a USB camera may be plugged in later; the health check decides)."""
-    uri = config.source.uri
-    device = f"/dev/video{uri}" if uri.isdigit() else uri
-    if device.startswith("/dev/video") and device not in {dev for dev, _ in p.cameras}:
-        return device
-    return None
+def missing_cameras(p: Probe, config: DaemonConfig) -> list[str]:
+    """The V4L2 cameras the config names (/dev/videoN, or its index N) that the device lacks,
+    as "NAME reads /dev/videoN": a warning, not a refusal (a USB camera may be plugged in later;
+    the health check decides)."""
+    present = {dev for dev, _ in p.cameras}
+    missing = []
+    for name, camera in config.cameras.items():
+        uri = camera.source.uri
+        device = f"/dev/video{uri}" if uri.isdigit() else uri
+        if device.startswith("/dev/video") and device not in present:
+            missing.append(f"camera {name} reads {device}")
+    return missing
 
 
 def check_disk(p: Probe, need: int, layout: Layout) -> None:

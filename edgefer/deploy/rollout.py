@@ -19,7 +19,7 @@ from edgefer.deploy.health import endpoint, loaded_release, snapshot, wait_healt
 from edgefer.deploy.hosts import Target
 from edgefer.deploy.layout import Layout
 from edgefer.deploy.plan import Plan
-from edgefer.deploy.preflight import check_disk, check_fit, check_writable, missing_camera
+from edgefer.deploy.preflight import check_disk, check_fit, check_writable, missing_cameras
 from edgefer.deploy.probe import Probe, check_supported, probe
 from edgefer.deploy.release import Bundle, Release, make_release, size_text, venv_key, wheel_items
 from edgefer.deploy.service import service_for
@@ -36,7 +36,7 @@ from edgefer.deploy.ship import (
 from edgefer.deploy.ssh import Remote, Trust, connect
 from edgefer.deploy.unit import unit_text
 from edgefer.deploy.wheel import Wheels
-from edgefer.device.daemon_config import DaemonConfig
+from edgefer.device.daemon.config import DaemonConfig
 
 UP_TO_DATE_WAIT = 5.0  # seconds a running daemon of the same release has to say it is healthy
 
@@ -113,9 +113,8 @@ class Rollout:
         say(f"runtime: {check_supported(p)}")
         check_fit(p, config, service)
         await check_writable(remote, config, service, p.user)
-        camera = missing_camera(p, config)
-        if camera:
-            say(f"warning: the config reads {camera}, which the device does not have")
+        for camera in missing_cameras(p, config):
+            say(f"warning: {camera}, which the device does not have")
         linger = await service_for(service, Layout(p.home)).ensure_linger(
             remote, self.options.dry_run
         )
@@ -210,7 +209,7 @@ class Rollout:
         self, target: Target, p: Probe, text: str, config: DaemonConfig, tmp: Path
     ) -> Release:
         wheels = wheel_items(await self.wheels(p))
-        system_site = config.source.uri == "picamera2"
+        system_site = any(c.source.uri == "picamera2" for c in config.cameras.values())
         key = venv_key(p.py, p.arch, wheels, self.options.offline, system_site)
         layout = Layout(p.home)
         (tmp / "edgefer.toml").write_text(text)

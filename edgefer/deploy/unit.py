@@ -1,5 +1,5 @@
 """The systemd unit a deploy installs, rendered from the one that ships with edgefer
-(device/edgefer.service), so its hardening, watchdog and restart policy are the same whoever
+(device/daemon/edgefer.service), so its hardening, watchdog and restart policy are the same whoever
 installs it; only what must differ does: ExecStart runs the release's venv through `current`, a
 system unit runs as the deploying account, and a user unit leaves out what only a system manager
 can do.
@@ -48,7 +48,7 @@ def _systemd_word(word: str) -> str:
 
 def unit_text(mode: str, layout: Layout, user: str, group: str) -> str:
     """The unit `mode` installs ("none" gets the user unit, shipped for reference)."""
-    template = (resources.files("edgefer.device") / UNIT).read_text(encoding="utf-8")
+    template = (resources.files("edgefer.device.daemon") / UNIT).read_text(encoding="utf-8")
     system = mode == "system"
     lines = []
     for line in template.splitlines():

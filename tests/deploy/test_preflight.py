@@ -11,7 +11,7 @@ import pytest
 
 from edgefer.deploy.errors import HostError
 from edgefer.deploy.preflight import check_writable, written_folders
-from edgefer.device.daemon_config import DaemonConfig
+from edgefer.device.daemon.config import DaemonConfig
 
 
 class LocalShell:

@@ -13,7 +13,7 @@ from edgefer.deploy.layout import Layout
 from edgefer.deploy.plan import VENV_BYTES
 from edgefer.deploy.preflight import RESERVE_BYTES, check_disk, check_fit
 from edgefer.deploy.probe import Probe, check_supported
-from edgefer.device.daemon_config import DaemonConfig
+from edgefer.device.daemon.config import DaemonConfig
 
 PI5 = Probe(
     home="/home/pi",

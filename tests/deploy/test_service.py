@@ -78,9 +78,9 @@ def test_a_home_with_a_space_is_quoted_for_systemd(tmp_path):
 
 
 def test_the_shipped_unit_keeps_what_the_daemon_writes_private():
-    """device/edgefer.service, as installed by hand: events and the MQTT spool 0600 in a 0700
+    """device/daemon/edgefer.service, as installed by hand: events and the MQTT spool 0600 in a 0700
     state directory."""
     from importlib import resources
 
-    unit = keys((resources.files("edgefer.device") / "edgefer.service").read_text())
+    unit = keys((resources.files("edgefer.device.daemon") / "edgefer.service").read_text())
     assert unit["UMask"] == "0077" and unit["StateDirectoryMode"] == "0700"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgefer.device.daemon import Daemon
+from edgefer.device.daemon.loop import Daemon
 from tests.device.daemons import RunningDaemon
 from tests.device.mqtt_broker import Broker
 

@@ -7,7 +7,7 @@ import threading
 import urllib.error
 import urllib.request
 
-from edgefer.device.daemon import Daemon
+from edgefer.device.daemon.loop import Daemon
 
 
 def mqtt_overrides(broker, tmp_path) -> list[str]:

@@ -3,8 +3,10 @@ import time
 import cv2
 import numpy as np
 
-from edgefer.device.capture import Capture, open_capture
-from edgefer.device.daemon_config import SourceConfig
+import threading
+
+from edgefer.device.daemon.capture import Capture, next_frame, open_capture
+from edgefer.device.daemon.config import SourceConfig
 from tests.polling import wait_for
 
 
@@ -36,10 +38,16 @@ class FakeCamera:
         pass
 
 
+def latest(capture, timeout=1.0):
+    """One camera's next frame, as the daemon's frame loop takes it."""
+    got = next_frame([capture], capture.wake, timeout)
+    return None if got is None else got[1]
+
+
 def collect(capture, seconds):
     frames, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
-        f = capture.latest(timeout=0.2)
+        f = latest(capture, timeout=0.2)
         if f is not None:
             frames.append(f)
     return frames
@@ -50,7 +58,7 @@ def test_keeps_only_the_newest_frame_and_counts_the_dropped():
     frames = []
     for _ in range(10):
         time.sleep(0.05)  # a slow processor: ~10 frames arrive per take
-        frames.append(cap.latest())
+        frames.append(latest(cap))
     cap.stop()
     idx = [f.index for f in frames]
     assert idx == sorted(idx) and len(set(idx)) == 10
@@ -103,7 +111,7 @@ def video_file(path, frames, fps):
 def test_a_looping_video_file_plays_on(tmp_path):
     path = video_file(tmp_path / "v.avi", 5, 30)
     cap = Capture(SourceConfig(uri=str(path), loop=True), opener=open_capture).start()
-    frames = [cap.latest(timeout=2.0) for _ in range(12)]
+    frames = [latest(cap, timeout=2.0) for _ in range(12)]
     cap.stop()
     assert all(f is not None for f in frames) and cap.reconnects == 0
     assert cap.frames_read >= 12  # more than the file's 5 frames: it looped
@@ -115,7 +123,7 @@ def test_an_unpaced_video_file_gives_every_frame_as_fast_as_they_are_taken(tmp_p
     started = time.monotonic()
     frames = []
     for _ in range(10):
-        frames.append(cap.latest(timeout=2.0))
+        frames.append(latest(cap, timeout=2.0))
         time.sleep(0.02)  # a slow processor: the reader waits for it, nothing is skipped
     elapsed = time.monotonic() - started
     cap.stop()
@@ -163,3 +171,43 @@ def test_a_source_that_goes_down_says_why_once(caplog):
     assert "pw" not in " ".join(lines)
     assert sum("cannot open" in line for line in lines) in (1, 2), lines  # 1 per outage
     assert any("frames again" in line for line in lines)
+
+
+def served(cameras: dict, seconds: float, work: float) -> dict:
+    """How many frames of each camera a frame loop that spends `work` seconds per frame takes
+    in `seconds`, all cameras sharing one wake-up as the daemon's do."""
+    wake = threading.Event()
+    caps = {
+        name: Capture(config, opener=lambda u, t, fps=fps: FakeCamera(fps=fps), wake=wake)
+        for name, (config, fps) in cameras.items()
+    }
+    for cap in caps.values():
+        cap.start()
+    names = {id(cap): name for name, cap in caps.items()}
+    counts = dict.fromkeys(caps, 0)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        got = next_frame(list(caps.values()), wake, 0.2)
+        if got is not None:
+            counts[names[id(got[0])]] += 1
+            time.sleep(work)
+    for cap in caps.values():
+        cap.stop()
+    return counts
+
+
+def test_a_fast_camera_does_not_starve_a_slow_one():
+    """A loop that manages 20 frames a second, a camera at 30 FPS listed first and one at 5: the
+    slow one still gets nearly every frame it has (the fast one always has a fresh frame; taking
+    the first camera with one would never serve the other)."""
+    fast, slow = SourceConfig(uri="fast"), SourceConfig(uri="slow")
+    counts = served({"fast": (fast, 30), "slow": (slow, 5)}, 3.0, 0.05)
+    assert counts["slow"] >= 0.8 * 5 * 3, counts
+    assert counts["fast"] >= 35, counts  # the rest of the loop's time
+
+
+def test_each_cameras_max_fps_holds_beside_another():
+    capped, free = SourceConfig(uri="a", max_fps=4), SourceConfig(uri="b")
+    counts = served({"capped": (capped, 100), "free": (free, 100)}, 2.0, 0.002)
+    assert 6 <= counts["capped"] <= 10, counts  # 4 a second, plus the first frame
+    assert counts["free"] > 100, counts  # the capped camera's held-back frames block no one

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgefer.device.daemon import Daemon
-from edgefer.device.daemon_config import load_config
+from edgefer.device.daemon.loop import Daemon
+from edgefer.device.daemon.config import load_config
 from tests.cli_helpers import run
 from tests.device.daemons import events_of, get, mqtt_overrides
 from tests.device.mqtt_broker import Subscriber
@@ -84,8 +84,13 @@ def test_schema_describes_every_key_for_editors():
     schema = json.loads(res.output)
     assert set(schema["properties"]) == {
         "bundle", "backend", "threads", "delegate", "fallback", "format", "providers", "margin",
-        "source", "detector", "tracking", "events", "outputs", "server",
+        "source", "detector", "tracking", "cameras", "events", "outputs", "server",
     }  # fmt: skip
+    cameras = schema["properties"]["cameras"]
+    assert cameras["additionalProperties"] == {"$ref": "#/$defs/CameraConfig"}
+    assert cameras["propertyNames"]["pattern"] == "^[A-Za-z0-9_-]{1,32}$"
+    camera = schema["$defs"]["CameraConfig"]["properties"]
+    assert set(camera) == {"source", "detector", "tracking"}
     assert set(schema["$defs"]["DelegateConfig"]["properties"]) == {"library", "options"}
     detector = schema["$defs"]["DetectorConfig"]
     assert detector["additionalProperties"] is False  # an editor flags a misspelt key
@@ -98,10 +103,14 @@ def test_schema_describes_every_key_for_editors():
 def test_the_example_config_is_valid():
     from pathlib import Path
 
-    import edgefer.device
+    import edgefer.device.daemon
 
-    example = Path(edgefer.device.__file__).parent / "edgefer.example.toml"
+    example = Path(edgefer.device.daemon.__file__).parent / "edgefer.example.toml"
     assert load_config(example, environ={}).source.uri == "0"
+
+
+def camera_status(base_url, camera="default"):
+    return json.loads(get(base_url + "/status")[1])["cameras"][camera]
 
 
 def metric_families(base_url):
@@ -115,13 +124,14 @@ def spool_depth(base_url):
 def test_status_server_health_metrics_and_status(config_file, tmp_path, run_daemon):
     base = run_daemon(load_config(config_file, environ={}), config_file).url
     assert wait_for(lambda: get(base + "/healthz")[0] == 200, 60)
-    assert wait_for(lambda: json.loads(get(base + "/status")[1])["tracks"], 30)
+    assert wait_for(lambda: camera_status(base)["tracks"], 30)
     status = json.loads(get(base + "/status")[1])
-    assert status["model"] == "edge" and status["source"]["state"] == "streaming"
-    assert status["tracks"][0]["label"] in status["tracks"][0]["scores"]
+    camera = status["cameras"]["default"]
+    assert status["model"] == "edge" and camera["source"]["state"] == "streaming"
+    assert camera["tracks"][0]["label"] in camera["tracks"][0]["scores"]
     families = metric_families(base)
-    frames = next(s.value for s in families["edgefer_frames"].samples if s.name.endswith("_total"))
-    assert frames > 0
+    frames = next(s for s in families["edgefer_frames"].samples if s.name.endswith("_total"))
+    assert frames.value > 0 and frames.labels == {"camera": "default"}
     stages = {s.labels.get("stage") for s in families["edgefer_stage_ms"].samples}
     assert {"detect", "inference", "total"} <= stages
     assert families["edgefer_info"].samples[0].labels == {
@@ -189,7 +199,7 @@ def test_mqtt_delivers_every_event_in_order_across_a_broker_restart(
 
 
 def test_every_configured_output_is_built(tmp_path):
-    from edgefer.device.daemon import build_sinks
+    from edgefer.device.daemon.loop import build_sinks
 
     config = load_config(
         None,
@@ -256,11 +266,13 @@ def test_a_reload_keeps_the_tracks_and_the_sequence(config_file, tmp_path, sighu
     before, after = tmp_path / "events.jsonl", tmp_path / "after.jsonl"
     daemon = sighup_daemon(load_config(config_file, environ={}), config_file)
     assert wait_for(lambda: any(e["type"] == "face_appeared" for e in events_of(before)), 60)
-    pipeline = daemon.service.pipeline
+    model, camera = daemon.service.model, daemon.service.cameras["default"]
+    pipeline = camera.pipeline
     config_file.write_text(config_file.read_text().replace(before.name, after.name))
     os.kill(os.getpid(), signal.SIGHUP)
     assert wait_for(lambda: any(e["type"] == "summary" for e in events_of(after)), 30)
-    assert daemon.service.pipeline is pipeline
+    assert daemon.service.model is model and daemon.service.cameras["default"] is camera
+    assert camera.pipeline is pipeline
     daemon.stop()
     events = events_of(before) + events_of(after)
     assert [e["type"] for e in events].count("face_appeared") == 1
@@ -368,7 +380,7 @@ def test_a_source_that_goes_away_is_503_and_a_source_down_event_then_up_again(
     assert wait_for(lambda: get(base + "/healthz")[0] == 503, 30)
 
     def source():
-        return json.loads(get(base + "/status")[1])["source"]
+        return camera_status(base)["source"]
 
     assert wait_for(lambda: "no such file" in (source()["error"] or ""), 10)
     assert source()["state"] == "reconnecting"
@@ -377,13 +389,13 @@ def test_a_source_that_goes_away_is_503_and_a_source_down_event_then_up_again(
     assert down["cause"] in ("end of the video", f"cannot open {video}: no such file or device")
     assert down["source"] == str(video)
     late = Subscriber(broker.port)  # subscribes after the event: the retained state tells it
-    assert wait_for(lambda: ("edgefer/source", b"offline", True) in late.messages, 10)
+    assert wait_for(lambda: ("edgefer/default/source", b"offline", True) in late.messages, 10)
     shutil.copy(slow_face_video, video)
     assert wait_for(lambda: get(base + "/healthz")[0] == 200, 30)
     assert wait_for(lambda: [e["type"] for e in events_of(out)].count("source_up") == 2, 10)
     types = [e["type"] for e in events_of(out) if e["type"].startswith("source")]
     assert types == ["source_up", "source_down", "source_up"]
-    assert wait_for(lambda: ("edgefer/source", b"online", False) in late.messages, 10)
+    assert wait_for(lambda: ("edgefer/default/source", b"online", False) in late.messages, 10)
 
 
 def test_status_and_metrics_name_the_bundle(config_file, run_daemon):
@@ -403,7 +415,7 @@ def test_the_bundle_key_takes_a_bundled_name_or_a_directory(
     import shutil
 
     from edgefer.bundled import bundled_path
-    from edgefer.device.daemon import build_pipeline
+    from edgefer.device.daemon.loop import build_pipeline
     from edgefer.device.manifest import load_manifest
 
     monkeypatch.chdir(tmp_path)
@@ -419,14 +431,15 @@ def test_the_bundle_key_takes_a_bundled_name_or_a_directory(
 
 def test_fps_is_not_0_at_rates_below_one_frame_in_the_window(config_file, monkeypatch):
     """A Pi under load at 0.3 FPS is slow, not stopped: /status and edgefer_fps say 0.3."""
-    from edgefer.device import daemon as daemon_module
+    from edgefer.device.daemon import camera as camera_module
 
     service = Daemon(load_config(config_file, ["source.stall_seconds=10"], environ={}))
+    camera = service.cameras["default"]
     now = 1000.0
-    monkeypatch.setattr(daemon_module.time, "monotonic", lambda: now)
-    service.frame_times.extend([now - 9.0, now - 5.8, now - 2.5])  # one frame every ~3.3 s
-    assert service.fps() == 0.3
-    service.frame_times.clear()
-    service.frame_times.extend([now - 14.0, now - 11.0])  # none for longer than stall_seconds
-    assert service.fps() == 0.0
+    monkeypatch.setattr(camera_module.time, "monotonic", lambda: now)
+    camera.frame_times.extend([now - 9.0, now - 5.8, now - 2.5])  # one frame every ~3.3 s
+    assert camera.fps() == 0.3
+    camera.frame_times.clear()
+    camera.frame_times.extend([now - 14.0, now - 11.0])  # none for longer than stall_seconds
+    assert camera.fps() == 0.0
     service.server.stop()

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefer.device.daemon_config import DaemonConfig, load_config
+from edgefer.device.daemon.config import DaemonConfig, load_config
 from edgefer.errors import EdgeferError
 
 
@@ -197,6 +197,6 @@ def test_a_webhook_url_that_cannot_be_posted_to_is_refused_at_load(url, message)
     ],
 )
 def test_camera_uris_are_shown_without_their_secrets(uri, shown):
-    from edgefer.device.daemon_config import redact_uri
+    from edgefer.device.daemon.config import redact_uri
 
     assert redact_uri(uri) == shown

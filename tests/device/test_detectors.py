@@ -9,9 +9,9 @@ import cv2
 import pytest
 from pydantic import Field
 
-import edgefer.device
-from edgefer.device.daemon import build_pipeline, pipeline_settings
-from edgefer.device.daemon_config import DaemonConfig, load_config
+import edgefer.device.daemon
+from edgefer.device.daemon.loop import build_pipeline
+from edgefer.device.daemon.config import DaemonConfig, load_config
 from edgefer.device.delegates import DelegateSpec
 from edgefer.device.detector import HaarConfig, HaarDetector, RoiSearchDetector
 from edgefer.device.detectors import DETECTORS, DetectorOptions, register
@@ -21,7 +21,7 @@ from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.errors import EdgeferError
 from tests.cli_helpers import run
 
-EXAMPLE = Path(edgefer.device.__file__).parent / "edgefer.example.toml"
+EXAMPLE = Path(edgefer.device.daemon.__file__).parent / "edgefer.example.toml"
 
 
 class FakeOptions(DetectorOptions):
@@ -136,8 +136,17 @@ def test_the_daemon_honours_a_haar_option_from_its_config(tmp_path, tiny_bundle,
     assert pipe(astronaut_bgr).detections == []
     full = load_config(write(tmp_path, head + "[detector.roi_search]\nenabled = false\n"), {})
     assert type(build_pipeline(full).detector) is HaarDetector
-    # A reload with another detector option builds a new pipeline.
-    assert pipeline_settings(config) != pipeline_settings(load_config(None, environ={}))
+    # A camera's own [detector] table over the shared one.
+    two = load_config(
+        write(
+            tmp_path,
+            head + "min_size = 120\n[cameras.a]\n[cameras.b]\nsource = { uri = '1' }\n"
+            "[cameras.b.detector]\nmin_size = 48\n",
+        ),
+        environ={},
+    )
+    assert build_pipeline(two, "a")(astronaut_bgr).detections == []
+    assert len(build_pipeline(two, "b")(astronaut_bgr).detections) == 1
 
 
 def test_the_daemon_honours_delegate_options_from_its_config(tmp_path, tiny_bundle):

@@ -1,7 +1,8 @@
 import numpy as np
 
-from edgefer.device.events import EventBuilder
-from edgefer.device.tracks import FaceTrackConfig, Tracker
+from edgefer.device.daemon.events import EventBuilder
+from edgefer.device.daemon.config import FaceTrackConfig
+from edgefer.device.daemon.tracks import Tracker
 from edgefer.labels import FER7
 
 HAPPY, SAD = np.eye(7)[3], np.eye(7)[4]

@@ -22,10 +22,10 @@ import jinja2
 import pytest
 
 from edgefer import __version__
-from edgefer.device.daemon import build_sinks
-from edgefer.device.daemon_config import MqttConfig, load_config
-from edgefer.device.outputs.homeassistant import Cameras
-from edgefer.device.outputs.mqtt import MqttSink
+from edgefer.device.daemon.loop import build_sinks
+from edgefer.device.daemon.config import MqttConfig, load_config
+from edgefer.device.daemon.outputs.homeassistant import Cameras
+from edgefer.device.daemon.outputs.mqtt import MqttSink
 from edgefer.labels import FER7
 from tests.device.daemons import mqtt_overrides
 from tests.device.mqtt_broker import Subscriber

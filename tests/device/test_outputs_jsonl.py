@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from edgefer.device.daemon_config import JsonlConfig
-from edgefer.device.outputs.jsonl import JsonlSink
+from edgefer.device.daemon.config import JsonlConfig
+from edgefer.device.daemon.outputs.jsonl import JsonlSink
 from edgefer.errors import EdgeferError
 from tests.device.disks import fill, small_disk
 
@@ -138,7 +138,7 @@ def test_a_log_that_cannot_be_created_is_one_line_naming_it(tmp_path):
 def test_written_events_are_synced_within_a_second_and_an_idle_log_is_not(tmp_path, monkeypatch):
     """What bounds a power cut's loss to the last second (tests/field/test_power_cut.py shows
     it on a machine that loses power): the file's descriptor is fsynced after writes only."""
-    from edgefer.device.outputs import jsonl
+    from edgefer.device.daemon.outputs import jsonl
 
     synced = []
     monkeypatch.setattr(jsonl, "SYNC_SECONDS", 0.1)

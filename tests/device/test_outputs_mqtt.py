@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from edgefer.device.daemon_config import MqttConfig
-from edgefer.device.outputs.mqtt import MqttSink
-from edgefer.device.outputs.spool import Spool
+from edgefer.device.daemon.config import MqttConfig
+from edgefer.device.daemon.outputs.mqtt import MqttSink
+from edgefer.device.daemon.outputs.spool import Spool
 from edgefer.errors import EdgeferError
 from tests.device.disks import fill, small_disk
 from tests.device.mqtt_broker import Broker, Subscriber, free_port
@@ -18,7 +18,7 @@ from tests.polling import wait_for
 
 
 def event(seq):
-    return {"id": f"id-{seq}", "seq": seq, "type": "face_appeared"}
+    return {"id": f"id-{seq}", "camera": "default", "seq": seq, "type": "face_appeared"}
 
 
 def config(broker, tmp_path, **kw):
@@ -57,7 +57,9 @@ def test_events_arrive_in_order_with_online_and_offline_status(broker, tmp_path)
     sub.stop()
     late = Subscriber(broker.port)  # a newcomer sees the retained status
     assert wait_for(
-        lambda: (b"offline", True) in [(p, r) for t, p, r in late.messages if t == "edgefer/available"]
+        lambda: (
+            (b"offline", True) in [(p, r) for t, p, r in late.messages if t == "edgefer/available"]
+        )
     )
     late.stop()
 
@@ -136,13 +138,13 @@ def test_events_spooled_by_a_killed_daemon_arrive_after_its_restart(broker, tmp_
     code = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from edgefer.device.daemon_config import MqttConfig
-        from edgefer.device.outputs.mqtt import MqttSink
+        from edgefer.device.daemon.config import MqttConfig
+        from edgefer.device.daemon.outputs.mqtt import MqttSink
         sink = MqttSink(MqttConfig(host="127.0.0.1", port={broker.port},
                                    spool_dir=Path({str(tmp_path / "spool")!r})))
         sink.start()
         for seq in range(1, 31):
-            sink.send({{"id": f"id-{{seq}}", "seq": seq, "type": "face_appeared"}})
+            sink.send({{"id": f"id-{{seq}}", "camera": "default", "seq": seq, "type": "face_appeared"}})
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     proc = subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
@@ -161,8 +163,8 @@ def test_events_spooled_by_a_killed_daemon_arrive_after_its_restart(broker, tmp_
 IN_FLIGHT = """
 import sys, threading, time
 from pathlib import Path
-from edgefer.device.daemon_config import MqttConfig
-from edgefer.device.outputs.mqtt import MqttSink
+from edgefer.device.daemon.config import MqttConfig
+from edgefer.device.daemon.outputs.mqtt import MqttSink
 sink = MqttSink(MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), spool_dir=Path(sys.argv[2])))
 sink.start()
 assert sink.connected.wait(10)
@@ -175,7 +177,7 @@ def spy(*args, **kwargs):
     return info
 sink.client.publish = spy
 for seq in range(1, 6):
-    sink.send({"id": f"id-{seq}", "seq": seq, "type": "face_appeared"})
+    sink.send({"id": f"id-{seq}", "camera": "default", "seq": seq, "type": "face_appeared"})
 assert published.wait(10)
 time.sleep(1)  # time enough for a sink that removes it before its PUBACK to have done so
 print("in flight", flush=True)

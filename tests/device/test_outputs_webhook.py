@@ -4,9 +4,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from edgefer.device.daemon_config import WebhookConfig
-from edgefer.device.outputs import webhook
-from edgefer.device.outputs.webhook import WebhookSink
+from edgefer.device.daemon.config import WebhookConfig
+from edgefer.device.daemon.outputs import webhook
+from edgefer.device.daemon.outputs.webhook import WebhookSink
 from tests.polling import wait_for
 
 

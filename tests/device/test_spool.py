@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefer.device.outputs.spool import Spool
+from edgefer.device.daemon.outputs.spool import Spool
 
 
 def mode(path) -> int:
@@ -86,8 +86,8 @@ def test_a_new_spool_is_private(tmp_path):
 def test_a_spool_on_a_full_disk_at_start_is_kept_in_memory_not_fatal(tmp_path, existing):
     """A full SD card at start (a new spool, or an old one whose -wal/-shm cannot be made) must
     not stop the daemon: under Restart=on-failure that is a crash loop until a person comes."""
-    from edgefer.device.daemon_config import MqttConfig
-    from edgefer.device.outputs.mqtt import MqttSink
+    from edgefer.device.daemon.config import MqttConfig
+    from edgefer.device.daemon.outputs.mqtt import MqttSink
     from tests.device.disks import fill, small_disk
 
     with small_disk(tmp_path / "disk") as disk:
@@ -96,7 +96,7 @@ def test_a_spool_on_a_full_disk_at_start_is_kept_in_memory_not_fatal(tmp_path, e
             (disk / "mqtt.sqlite-shm").unlink(missing_ok=True)
         fill(disk)
         sink = MqttSink(MqttConfig(host="127.0.0.1", port=1, spool_dir=disk))
-        sink.send({"type": "summary", "n": 1})
+        sink.send({"camera": "default", "type": "summary", "n": 1})
         status = sink.status()
         sink.close()
     assert sink.spool.in_memory and status["state"] == "spool_in_memory"

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefer.device.daemon_config import load_config
+from edgefer.device.daemon.config import load_config
 from tests.device.browser import Browser
 from tests.device.daemons import events_of, get
 from tests.polling import wait_for

@@ -10,10 +10,16 @@ import time
 
 import pytest
 
-from edgefer.device import status_server
-from edgefer.device.daemon_config import ServerConfig
-from edgefer.device.status_server import Metrics, StatusServer
+from edgefer.device.daemon import status as status_server
+from edgefer.device.daemon.config import ServerConfig
+from edgefer.device.daemon.status import Metrics, StatusServer
 from edgefer.errors import EdgeferError
+
+METRICS = Metrics(list, dict)  # no outputs, no cameras
+
+
+def no_preview(camera):  # what a daemon without a frame yet answers
+    return None
 
 
 @pytest.fixture
@@ -23,7 +29,7 @@ def serve():
 
     def start(**fields) -> int:
         config = ServerConfig(port=0, **fields)
-        server = StatusServer(config, Metrics(list), lambda: {"ok": 1}, lambda: True, lambda: None)
+        server = StatusServer(config, METRICS, lambda: {"ok": 1}, lambda: (200, "ok"), no_preview)
         started.append(server.start())
         return server.port
 
@@ -146,4 +152,4 @@ def test_a_client_that_hangs_up_leaves_one_quiet_line_not_a_traceback(serve, cap
 def test_a_port_in_use_is_one_line(serve):
     port = serve()
     with pytest.raises(EdgeferError, match=f"server: cannot listen on 127.0.0.1:{port} "):
-        StatusServer(ServerConfig(port=port), Metrics(list), dict, lambda: True, lambda: None)
+        StatusServer(ServerConfig(port=port), METRICS, dict, lambda: (200, "ok"), no_preview)

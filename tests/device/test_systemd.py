@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import edgefer.device
-from edgefer.device.sd_notify import notify, watchdog_interval
+import edgefer.device.daemon
+from edgefer.device.daemon.sd_notify import notify, watchdog_interval
 
-UNIT = Path(edgefer.device.__file__).parent / "edgefer.service"
+UNIT = Path(edgefer.device.daemon.__file__).parent / "edgefer.service"
 
 
 def test_notify_sends_one_datagram_to_notify_socket(tmp_path, monkeypatch):

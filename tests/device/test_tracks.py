@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from edgefer.device.tracks import FaceTrackConfig, Tracker, iou_matrix
+from edgefer.device.daemon.config import FaceTrackConfig, load_config
+from edgefer.device.daemon.tracks import Tracker, iou_matrix
 from edgefer.errors import EdgeferError
 
 HAPPY, SAD = np.eye(7)[3], np.eye(7)[4]
@@ -49,10 +50,10 @@ def test_one_odd_frame_does_not_flip_the_label(smoothing):
 
 
 def test_config_is_validated():
-    with pytest.raises(EdgeferError, match="tracking.smoothing"):
-        FaceTrackConfig(smoothing="median")
-    with pytest.raises(EdgeferError, match="tracking.iou_threshold"):
-        FaceTrackConfig(iou_threshold=0)
+    with pytest.raises(EdgeferError, match="key tracking.smoothing"):
+        load_config(None, ["tracking.smoothing=median"], environ={})
+    with pytest.raises(EdgeferError, match="key cameras.door.tracking.iou_threshold"):
+        load_config(None, ["cameras.door.tracking.iou_threshold=0"], environ={})
 
 
 def test_the_vote_looks_only_at_the_last_vote_window_frames():

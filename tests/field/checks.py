@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-# The unit's WatchdogSec (device/edgefer.service): what the watchdog test allows twice of.
+# The unit's WatchdogSec (device/daemon/edgefer.service): what the watchdog test allows twice of.
 WATCHDOG_SEC = 30
 HEALTH_TIMEOUT = 240  # the deploy's --health-timeout: a first start under TCG is slow
 PORT = 8765  # the status server's, in the config the tests deploy

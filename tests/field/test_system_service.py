@@ -1,5 +1,5 @@
 """Item 5: `edgefer deploy --service system` by a user with passwordless sudo (`admin`): the
-hardened unit (device/edgefer.service: ProtectSystem=strict, ProtectHome=read-only,
+hardened unit (device/daemon/edgefer.service: ProtectSystem=strict, ProtectHome=read-only,
 NoNewPrivileges, seccomp filters, ...) runs the daemon as that user, its events go to the
 unit's state directory /var/lib/edgefer, `systemd-analyze security` scores the unit, and a
 config that would write where the sandbox forbids is refused before anything is sent.
@@ -96,5 +96,5 @@ def test_5_systemd_analyze_scores_the_unit(system_deployed, machine):
     score = re.search(r"Overall exposure level for edgefer.service: ([\d.]+) (\w+)", out.stdout)
     assert score, out.stdout + out.stderr
     say(f"systemd-analyze security: {score.group(1)} {score.group(2)} (0 safest, 10 unsafe)")
-    # An unhardened unit scores 9.6 UNSAFE; what device/edgefer.service sets must show.
+    # An unhardened unit scores 9.6 UNSAFE; what device/daemon/edgefer.service sets must show.
     assert float(score.group(1)) <= 5.5, out.stdout

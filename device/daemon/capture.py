@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgefer.device.daemon_config import SourceConfig, redact_uri
+from edgefer.device.daemon.config import SourceConfig, redact_uri
 from edgefer.imaging import opencv_quiet
 
 log = logging.getLogger("edgefer.daemon")
@@ -77,18 +77,29 @@ def _file_frame_period(uri: str, cap) -> float:
 
 
 class Capture:
-    def __init__(self, config: SourceConfig, opener=open_capture, clock=time.monotonic):
+    """One camera's reader thread. `wake` is set at every new frame: the daemon's cameras share
+    one, so the frame loop sleeps until any camera has something (see `next_frame`)."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        opener=open_capture,
+        clock=time.monotonic,
+        wake: threading.Event | None = None,
+    ):
         self.config, self.opener, self.clock = config, opener, clock
+        self.wake = wake or threading.Event()
         self.state = "starting"  # starting | streaming | reconnecting | stopped
         self.error: str | None = None  # why the source is not streaming, in one line
         self.frames_read = self.frames_dropped = self.reconnects = 0
         self.last_frame_at: float | None = None
+        self.last_taken_at = float("-inf")  # when the frame loop last took a frame of this one
         self._newest: CapturedFrame | None = None
         self._taken = -1
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edgefer-capture", daemon=True)
-        self._next_slot = 0.0
+        self._next_slot = float("-inf")
         self._started_at: float | None = None
 
     def start(self) -> Capture:
@@ -103,22 +114,29 @@ class Capture:
         self._thread.join(timeout)
         self.state = "stopped"
 
-    def latest(self, timeout: float = 1.0) -> CapturedFrame | None:
-        """The newest frame not yet returned (None after `timeout`), at most `max_fps` a second."""
-        if self.config.max_fps:
-            wait = self._next_slot - self.clock()
-            if wait > 0:
-                self._stop.wait(wait)
-            self._next_slot = max(self._next_slot, self.clock()) + 1 / self.config.max_fps
+    def due_in(self) -> float | None:
+        """Seconds until a frame may be taken: 0 now; more while `max_fps` holds a fresh frame
+        back; None with no frame that was not taken yet."""
         with self._cond:
-            self._cond.wait_for(lambda: self._stop.is_set() or self._fresh(), timeout)
+            if not self._fresh():
+                return None
+        return max(0.0, self._next_slot - self.clock())
+
+    def take(self) -> CapturedFrame | None:
+        """The newest frame not yet taken (those it replaced are counted as dropped), and the
+        next `max_fps` slot begins."""
+        with self._cond:
             if not self._fresh():
                 return None
             frame = self._newest
             self.frames_dropped += frame.index - self._taken - 1
             self._taken = frame.index
             self._cond.notify_all()  # an unpaced file's reader waits for this take
-            return frame
+        now = self.clock()
+        self.last_taken_at = now
+        if self.config.max_fps:  # on average, never more than max_fps a second
+            self._next_slot = max(self._next_slot + 1 / self.config.max_fps, now)
+        return frame
 
     def _fresh(self) -> bool:
         return self._newest is not None and self._newest.index > self._taken
@@ -193,6 +211,7 @@ class Capture:
                 self.frames_read += 1
                 self.last_frame_at = now
                 self._cond.notify_all()
+                self.wake.set()
                 if in_step:  # the next frame once this one is taken
                     self._cond.wait_for(lambda: self._stop.is_set() or not self._fresh())
         return "stopped"
@@ -213,3 +232,28 @@ class Capture:
         """No frame for `stall_seconds`: what /healthz reports as unhealthy."""
         last = self.last_frame_at
         return last is None or self.clock() - last > self.config.stall_seconds
+
+
+def next_frame(
+    captures: list[Capture], wake: threading.Event, timeout: float, clock=time.monotonic
+) -> tuple[Capture, CapturedFrame] | None:
+    """The next frame to process, of whichever camera's turn it is; None if none came within
+    `timeout` seconds. Fair: of the cameras with a frame due, the one served longest ago goes
+    first, so a 30 FPS camera cannot starve a 5 FPS one: when the loop cannot keep up with all
+    of them, each gets its turn in rotation. Each camera's `max_fps` holds its frames back."""
+    end = clock() + timeout
+    while True:
+        wake.clear()  # before looking: a frame that comes after the look sets it again
+        due = [(c.due_in(), c) for c in captures]
+        ready = [c for wait, c in due if wait == 0]
+        if ready:
+            chosen = min(ready, key=lambda c: c.last_taken_at)
+            frame = chosen.take()
+            if frame is not None:
+                return chosen, frame
+            continue
+        now = clock()
+        if now >= end:
+            return None
+        held = [wait for wait, _ in due if wait is not None]
+        wake.wait(min([end - now, *held]))

@@ -36,17 +36,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from edgefer import __version__
-from edgefer.device.daemon_config import MqttConfig
-from edgefer.device.events import SOURCE_STATE
+from edgefer.device.daemon.config import MqttConfig
+from edgefer.device.daemon.events import SOURCE_STATE
 
-DEFAULT_CAMERA = "default"  # the single [source]; [cameras.NAME] will add others
 ON, OFF = "ON", "OFF"  # the binary sensors' payload_on / payload_off in the state JSON
 
 
 @dataclass(frozen=True)
 class Cameras:
-    """What the daemon runs, as discovery needs it: its cameras (today `("default",)`), the
-    expressions its model tells apart, and the bundle's name (the device model HA shows).
+    """What the daemon runs, as discovery needs it: its cameras' names, the expressions its model tells apart, and the bundle's name (the device model HA shows).
     Compared on reload: a change rebuilds the MQTT sink, whose start retracts what went."""
 
     names: tuple[str, ...]
@@ -235,9 +233,9 @@ class CameraStates:
         self.lock = threading.Lock()
 
     def see(self, event: dict) -> None:
-        """Events carry their camera once there are several; until then all are the default's.
-        An event of a camera that is not configured changes nothing."""
-        camera = event.get("camera", DEFAULT_CAMERA)
+        """Route `event` to its camera's state; an event of a camera that is not configured
+        (any more) changes nothing."""
+        camera = event["camera"]
         with self.lock:
             state = self.states.get(camera)
             if state is not None and state.see(event):

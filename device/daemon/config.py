@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from edgefer.device.pipeline_config import PipelineConfig, Section
+from edgefer.device.pipeline_config import DetectorConfig, PipelineConfig, Section, invalid
 from edgefer.errors import EdgeferError, shown, validation_line
 
 ENV_PREFIX = "EDGEFER_"
@@ -99,14 +99,15 @@ class SourceConfig(Section):
     reconnect_max_seconds: float = Field(10, gt=0)
 
 
-class FaceTracksSection(Section):
-    """[tracking]: how faces become tracks over time (device/tracks.py), not how they are found."""
+class FaceTrackConfig(Section):
+    """[tracking]: how detections become face tracks over time (device/daemon/tracks.py); how
+    faces are found between full scans is the detector's ROI search (device/detector.py)."""
 
-    iou_threshold: float = Field(0.3, gt=0, le=1)
-    lost_after: float = Field(1.0, gt=0)
+    iou_threshold: float = Field(0.3, gt=0, le=1)  # a box continues a track if they overlap this
+    lost_after: float = Field(1.0, gt=0)  # seconds without a match before a track is closed
     smoothing: Literal["ema", "vote"] = "ema"
-    ema_alpha: float = Field(0.3, gt=0, le=1)
-    vote_window: int = Field(10, ge=1)
+    ema_alpha: float = Field(0.3, gt=0, le=1)  # weight of the newest frame's scores
+    vote_window: int = Field(10, ge=1)  # frames in the majority vote
 
 
 class EventsConfig(Section):
@@ -213,26 +214,103 @@ class ServerConfig(Section):
         return self
 
 
+DEFAULT_CAMERA = "default"  # the one camera of a config without [cameras.NAME] tables
+# A camera's name goes into MQTT topics, Home Assistant ids and Prometheus labels.
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+CAMERA_KEYS = ("source", "detector", "tracking")  # a camera's own tables; the top level's are
+# every camera's defaults
+
+
+class CameraConfig(Section):
+    """[cameras.NAME]: one camera: where its frames come from, how faces are found in them and
+    how they become tracks. A key it leaves out comes from the top-level [source], [detector] or
+    [tracking] table, which hold what all cameras share."""
+
+    source: SourceConfig = SourceConfig()
+    detector: DetectorConfig = DetectorConfig()
+    tracking: FaceTrackConfig = FaceTrackConfig()
+
+
 class DaemonConfig(PipelineConfig):
     """The pipeline's options (backend, threads, delegate, margin, [detector] ...: the same as
-    `edgefer detect`'s flags) at the top level, and the daemon's own sections."""
+    `edgefer detect`'s flags) at the top level, and the daemon's own sections. Each camera is a
+    [cameras.NAME] table; without any, the top-level [source] is the one camera, `default`."""
 
     # A directory or a bundled name (edge, edge-fast); default: edge. A str, not a Path: Path would
     # turn ./edge into the name edge.
     bundle: str | None = None
     source: SourceConfig = SourceConfig()
-    tracking: FaceTracksSection = FaceTracksSection()
+    tracking: FaceTrackConfig = FaceTrackConfig()
+    cameras: dict[str, CameraConfig] = Field(
+        default_factory=lambda: {DEFAULT_CAMERA: CameraConfig()},
+        json_schema_extra={"propertyNames": {"pattern": f"^{CAMERA_NAME.pattern}$"}},
+    )
     events: EventsConfig = EventsConfig()
     outputs: OutputsConfig = OutputsConfig()
     server: ServerConfig = ServerConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cameras_over_defaults(cls, data):
+        """Each camera's tables over the top-level ones, key by key: what the cameras share is
+        written once. No [cameras.NAME] at all: the top level's [source] is camera `default`."""
+        if not isinstance(data, dict):
+            return data  # pydantic says that a table was expected
+        cameras = data.get("cameras", {DEFAULT_CAMERA: {}})
+        if not isinstance(cameras, dict):
+            return data
+        if not cameras:
+            raise invalid(("cameras",), "expected at least one [cameras.NAME] table", cameras)
+        merged = {}
+        for name, table in cameras.items():
+            if not CAMERA_NAME.fullmatch(name):
+                raise invalid(
+                    ("cameras", name),
+                    "a camera's name goes into MQTT topics and metric labels: expected 1 to 32 "
+                    "letters, digits, _ or -",
+                    name,
+                )
+            if isinstance(table, dict):
+                table = {
+                    **table,
+                    **{k: _over(data.get(k), table.get(k)) for k in CAMERA_KEYS if k in data},
+                }
+            merged[name] = table
+        return {**data, "cameras": merged}
+
+    @model_validator(mode="after")
+    def _one_reader_per_device(self):
+        """A camera device (an index, /dev/videoN) gives its frames to one reader: two cameras
+        on one device would fight over it, and one would never stream."""
+        owner: dict[str, str] = {}
+        for name, camera in self.cameras.items():
+            uri = camera.source.uri
+            if uri.isdigit() or uri.startswith("/dev/"):
+                if uri in owner:
+                    raise invalid(
+                        ("cameras", name, "source", "uri"),
+                        f"{uri} is camera {owner[uri]}'s already: a device has one reader",
+                        uri,
+                    )
+                owner[uri] = name
+        return self
 
     def masked(self) -> dict:
         """The resolved config as JSON-ready data, secrets shown as '***'."""
         data = json.loads(self.model_dump_json())  # SecretStr dumps as '**********'
         data["source"]["uri"] = redact_uri(self.source.uri)
+        for name, camera in self.cameras.items():
+            data["cameras"][name]["source"]["uri"] = redact_uri(camera.source.uri)
         if self.outputs.webhook is not None:
             data["outputs"]["webhook"]["url"] = redact_url(self.outputs.webhook.url)
         return data
+
+
+def _over(default, own):
+    """A camera's table over the shared one: its keys win, the rest are the shared table's."""
+    if isinstance(default, dict) and isinstance(own, dict):
+        return {**default, **own}
+    return default if own is None else own
 
 
 def redact_uri(uri: str) -> str:

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from edgefer.device.outputs.base import log, one_line, private_dir, private_opener
+from edgefer.device.daemon.outputs.base import log, one_line, private_dir, private_opener
 from edgefer.errors import EdgeferError
 
 CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)

@@ -17,8 +17,8 @@ import threading
 import urllib.error
 import urllib.request
 
-from edgefer.device.daemon_config import WebhookConfig, redact_url
-from edgefer.device.outputs.base import Health, Sink, one_line
+from edgefer.device.daemon.config import WebhookConfig, redact_url
+from edgefer.device.daemon.outputs.base import Health, Sink, one_line
 
 QUEUE_SIZE = 1000
 

@@ -8,12 +8,14 @@ events after its restart (consumers deduplicate on the event id: QoS 1 is at-lea
 The connection is logged when it changes (refused and why, lost, back) and shown in status();
 a full spool disk costs the oldest events, counted, not the daemon.
 
-Topics (Frigate's convention of a prefix and a retained availability topic):
-    <prefix>/available       "online" (retained) while connected; "offline" via the last will
-    <prefix>/events/<type>   every event as JSON
-    <prefix>/source          "online" / "offline" (retained): the camera's state, as the last
-                             source_up / source_down event said, so a subscriber that comes
-                             later still learns that the camera is offline
+Topics (Frigate's convention of a prefix, a retained availability topic, and the camera next):
+    <prefix>/available                "online" (retained) while connected; "offline" via the
+                                      last will
+    <prefix>/<camera>/events/<type>   every event of that camera as JSON (all cameras' events:
+                                      <prefix>/+/events/#)
+    <prefix>/<camera>/source          "online" / "offline" (retained): the camera's state, as
+                                      its last source_up / source_down event said, so a
+                                      subscriber that comes later still learns it is offline
 
 With `homeassistant = true`, also Home Assistant's discovery configs and each camera's state
 (homeassistant.py): <prefix>/<camera>/state, retained, QoS 1. A state is not an event: only the
@@ -33,16 +35,16 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from edgefer.device.daemon_config import MqttConfig
-from edgefer.device.events import SOURCE_STATE
-from edgefer.device.outputs.base import Health, Sink, one_line, state_of
-from edgefer.device.outputs.homeassistant import (
+from edgefer.device.daemon.config import MqttConfig
+from edgefer.device.daemon.events import SOURCE_STATE
+from edgefer.device.daemon.outputs.base import Health, Sink, one_line, state_of
+from edgefer.device.daemon.outputs.homeassistant import (
     Cameras,
     CameraStates,
     config_filter,
     discovery_configs,
 )
-from edgefer.device.outputs.spool import Spool
+from edgefer.device.daemon.outputs.spool import Spool
 from edgefer.errors import EdgeferError
 
 # paho doubles the wait between reconnect attempts up to this. Capped low: after a broker
@@ -61,7 +63,6 @@ class MqttSink(Sink):
         self.config = config
         self.address = f"{config.host}:{config.port}"
         self.available = f"{config.topic_prefix}/available"
-        self.source_topic = f"{config.topic_prefix}/source"
         discovery = config.homeassistant
         self.discovery = discovery_configs(config, cameras) if discovery else {}
         self.states = CameraStates(config, cameras) if discovery else None
@@ -171,7 +172,7 @@ class MqttSink(Sink):
         self.acks.put(mid)
 
     def _store(self, event: dict) -> sqlite3.Error | None:
-        topic = f"{self.config.topic_prefix}/events/{event['type']}"
+        topic = f"{self.config.topic_prefix}/{event['camera']}/events/{event['type']}"
         try:
             full = self.spool.append(topic, json.dumps(event, separators=(",", ":")).encode())
         finally:  # spooled or not (a full disk must not freeze what HA shows), and after it
@@ -199,9 +200,10 @@ class MqttSink(Sink):
             self.wake.clear()
         elif self._publish(item[1], item[2]):
             self._remove(item[0])
-            state = SOURCE_STATE.get(item[1].rpartition("/")[2])
+            camera_topic, _, kind = item[1].rsplit("/", 2)  # <prefix>/<camera>, events, type
+            state = SOURCE_STATE.get(kind)
             if state is not None:  # after its event, so the two never disagree for long
-                self.client.publish(self.source_topic, state, qos=1, retain=True)
+                self.client.publish(f"{camera_topic}/source", state, qos=1, retain=True)
 
     def _publish_states(self) -> None:
         """The cameras' changed states, retained, without waiting for their PUBACKs: an event

@@ -1,11 +1,13 @@
 """The daemon's HTTP status server: / (the status page), /healthz, /metrics (Prometheus text),
-/status (JSON) and, with `preview = true` only, /preview.jpg (the newest annotated frame).
+/status (JSON) and, with `preview = true` only, /preview.jpg?camera=NAME (that camera's newest
+annotated frame; without ?camera, the first camera's).
 
 Bound to 127.0.0.1 by default (the config refuses any other address without a bearer token);
 with a token, every request but the page itself must carry `Authorization: Bearer <token>`. The
 page is static and holds no data, so it loads without one and sends the token with each of its
-requests (status_page.html says where it keeps it). /healthz answers 200 only while frames flow,
-so a supervisor (systemd, `edgefer deploy`) can tell a running process from a working one.
+requests (status_page.html says where it keeps it). /healthz answers 200 only while every camera
+gives frames, so a supervisor (`edgefer deploy`, a monitor) can tell a running process from a
+working one; its body says which cameras have none (see Daemon.health).
 Metrics go through prometheus_client, in a registry of the daemon's own.
 """
 
@@ -24,13 +26,13 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from ipaddress import ip_address
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from edgefer.device.daemon_config import ServerConfig
+from edgefer.device.daemon.config import ServerConfig
 from edgefer.errors import EdgeferError, shown
 
 log = logging.getLogger("edgefer.daemon")
@@ -38,31 +40,29 @@ STAGE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)  # milliseconds
 CLIENT_TIMEOUT = 10.0  # seconds a client may take over one read or write of its request
 MAX_CONNECTIONS = 64  # beyond this, the oldest connection still sending its request is cut
 LISTEN_BACKLOG = 128
-ENDPOINTS = b"not found: /, /healthz, /metrics, /status, /preview.jpg (with preview = true)\n"
+ENDPOINTS = (
+    b"not found: /, /healthz, /metrics, /status, /preview.jpg?camera=NAME (with preview = true)\n"
+)
 
 
 class Metrics:
-    """Every number /metrics shows; the daemon updates them as it works. `outputs()` gives the
-    running sinks, read at each scrape (a reload may replace them)."""
+    """Every number /metrics shows, each camera's with the label `camera`. The frame loop counts
+    frames, faces, events and stage times; what can be read off the cameras and outputs when
+    /metrics is scraped (FPS, open tracks, the source, the queues) is read then, from
+    `cameras()` and `outputs()`, so it stays true while no frame comes (a camera down) and a
+    camera or output that a reload removed is gone from the next scrape. Its counters stay until
+    the restart: a counter that stops growing is how Prometheus expects one to end."""
 
-    def __init__(self, outputs):
+    def __init__(self, outputs, cameras):
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames = Counter("edgefer_frames", "Frames processed", registry=r)
-        self.fps = Gauge("edgefer_fps", "Frames processed per second, last 5 s", registry=r)
-        self.faces = Counter("edgefer_faces", "Faces detected", registry=r)
-        self.tracks = Gauge("edgefer_tracks_open", "Open face tracks", registry=r)
-        self.events = Counter("edgefer_events", "Events produced", ["type"], registry=r)
-        self.dropped = Gauge(
-            "edgefer_frames_dropped", "Frames the capture read but never processed", registry=r
-        )
-        self.reconnects = Gauge(
-            "edgefer_source_reconnects", "Times the source was reopened", registry=r
-        )
+        self.frames = Counter("edgefer_frames", "Frames processed", ["camera"], registry=r)
+        self.faces = Counter("edgefer_faces", "Faces detected", ["camera"], registry=r)
+        self.events = Counter("edgefer_events", "Events produced", ["camera", "type"], registry=r)
         self.stage = Histogram(
             "edgefer_stage_ms",
             "Per-stage latency (ms)",
-            ["stage"],
+            ["camera", "stage"],
             buckets=STAGE_BUCKETS,
             registry=r,
         )
@@ -72,11 +72,44 @@ class Metrics:
             ["bundle", "model", "backend"],
             registry=r,
         )
+        r.register(_CamerasCollector(cameras))
         r.register(_OutputsCollector(outputs))
 
     def describe(self, bundle: str, model: str, backend: str) -> None:
         self.info.clear()
         self.info.labels(bundle=bundle, model=model, backend=backend).set(1)
+
+
+class _CamerasCollector:
+    """Per camera, read at each scrape: edgefer_fps, edgefer_tracks_open, edgefer_source_up,
+    edgefer_frames_dropped (read but never processed) and edgefer_source_reconnects."""
+
+    GAUGES = (
+        ("edgefer_fps", "Frames processed per second, last 5 s", lambda c: c.fps()),
+        ("edgefer_tracks_open", "Open face tracks", lambda c: len(c.tracker.tracks)),
+        ("edgefer_source_up", "1 while the camera gives frames", lambda c: int(c.healthy())),
+        (
+            "edgefer_frames_dropped",
+            "Frames the capture read but never processed",
+            lambda c: c.capture.frames_dropped,
+        ),
+        (
+            "edgefer_source_reconnects",
+            "Times the source was reopened",
+            lambda c: c.capture.reconnects,
+        ),
+    )
+
+    def __init__(self, cameras):
+        self.cameras = cameras
+
+    def collect(self):
+        cameras = self.cameras()
+        for name, help_text, read in self.GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["camera"])
+            for camera_name, camera in cameras.items():
+                family.add_metric([camera_name], read(camera))
+            yield family
 
 
 class _OutputsCollector:
@@ -176,13 +209,14 @@ class _BoundedServer(ThreadingHTTPServer):
 
 
 class StatusServer:
-    """Serves the endpoints from a thread; `status()`, `healthy()` and `preview()` (JPEG bytes,
-    None before the first frame) come from the daemon. Binding happens here, in the
+    """Serves the endpoints from a thread; `status()`, `health()` (HTTP code and body) and
+    `preview(camera)` (JPEG bytes; None before the first frame; KeyError for a camera that is
+    not there) come from the daemon. Binding happens here, in the
     constructor, so a port in use is an error before anything else changes."""
 
-    def __init__(self, config: ServerConfig, metrics: Metrics, status, healthy, preview):
+    def __init__(self, config: ServerConfig, metrics: Metrics, status, health, preview):
         self.config = config
-        handler = _handler(metrics, status, healthy, preview)
+        handler = _handler(metrics, status, health, preview)
         try:
             self.httpd = _BoundedServer((config.bind, config.port), handler, _Access.of(config))
         except OSError as exc:
@@ -254,7 +288,7 @@ def page() -> tuple[bytes, str]:
     return html.encode(), csp
 
 
-def _handler(metrics: Metrics, status, healthy, preview):
+def _handler(metrics: Metrics, status, health, preview):
     html, csp = page()
 
     class Handler(BaseHTTPRequestHandler):
@@ -263,7 +297,8 @@ def _handler(metrics: Metrics, status, healthy, preview):
         def do_GET(self):
             self.server.request_received(self.request)
             access: _Access = self.server.access
-            path = urlsplit(self.path).path
+            url = urlsplit(self.path)
+            path = url.path
             if not host_allowed(self.headers.get("Host"), access.hosts):
                 return self._send(
                     403, "text/plain", b"unknown host name: add it to server.allowed_hosts\n"
@@ -283,17 +318,19 @@ def _handler(metrics: Metrics, status, healthy, preview):
             ):
                 return self._send(401, "text/plain", b"bearer token required\n")
             if path == "/healthz":
-                ok = healthy()
-                return self._send(
-                    200 if ok else 503, "text/plain", b"ok\n" if ok else b"no frames\n"
-                )
+                code, text = health()
+                return self._send(code, "text/plain", f"{text}\n".encode())
             if path == "/metrics":
                 return self._send(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
             if path == "/status":
                 body = json.dumps(status(), indent=1).encode()
                 return self._send(200, "application/json", body)
             if path == "/preview.jpg" and access.preview:
-                jpeg = preview()
+                camera = parse_qs(url.query).get("camera", [None])[0]
+                try:
+                    jpeg = preview(camera)
+                except KeyError:
+                    return self._send(404, "text/plain", b"no such camera\n")
                 if jpeg is None:
                     return self._send(503, "text/plain", b"no frame yet\n")
                 return self._send(200, "image/jpeg", jpeg)

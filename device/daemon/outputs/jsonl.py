@@ -20,8 +20,8 @@ import stat
 import threading
 from logging.handlers import RotatingFileHandler
 
-from edgefer.device.daemon_config import JsonlConfig
-from edgefer.device.outputs.base import Sink, one_line, private_dir, private_opener, state_of
+from edgefer.device.daemon.config import JsonlConfig
+from edgefer.device.daemon.outputs.base import Sink, one_line, private_dir, private_opener, state_of
 from edgefer.errors import EdgeferError
 
 SYNC_SECONDS = 1.0  # the most of the event log a power cut can take

@@ -7,9 +7,10 @@
     source_up           frames flow: after the start, and after the source was down
     source_down         no frame for `stall_seconds` (camera unplugged, stream gone), and why
 
-Each event has a unique id (consumers deduplicate on it after a redelivery), the id of the run that
-made it and a sequence number that starts at 1 in each run and grows by exactly 1 (so a consumer
-sees order, and a gap in (run, seq) is a lost event; a new run id is a restart), wall-clock and
+Each event has a unique id (consumers deduplicate on it after a redelivery), its camera, the id
+of the run that made it and a sequence number that starts at 1 for each camera in each run and
+grows by exactly 1 (so a consumer of one camera, or of all of them, sees order, and a gap in
+(run, camera, seq) is a lost event; a new run id is a restart), wall-clock and
 monotonic timestamps, and, for track events, the track id, box and smoothed scores. Tracks do
 not outlive a run: a run that ended without its face_left events (killed, power cut) left its
 tracks closed at its last event.
@@ -22,10 +23,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from edgefer.device.tracks import Track, TrackUpdate
+from edgefer.device.daemon.tracks import Track, TrackUpdate
 
 # The source's state as each source event says it: what MQTT's retained source topics carry.
 SOURCE_STATE = {"source_up": "online", "source_down": "offline"}
+
+
+def new_run() -> str:
+    """The id of this process's events, told apart from the last run's; its cameras share it."""
+    return uuid.uuid4().hex[:12]
 
 
 @dataclass
@@ -46,10 +52,12 @@ class EventBuilder:
         min_hold: float = 1.0,
         summary_interval: float = 60.0,
         wall_clock=time.time,
+        camera: str = "default",
+        run: str | None = None,
     ):
         self.labels, self.min_hold, self.summary_interval = labels, min_hold, summary_interval
-        self.wall_clock = wall_clock
-        self.run = uuid.uuid4().hex[:12]  # this process's events, told apart from the last run's
+        self.wall_clock, self.camera = wall_clock, camera
+        self.run = run or new_run()
         self.seq = 0
         self.reported: dict[int, _Reported] = {}
         self.counts: Counter = Counter()
@@ -153,6 +161,7 @@ class EventBuilder:
         self.counts[kind] += 1
         return {
             "id": str(uuid.uuid4()),
+            "camera": self.camera,
             "run": self.run,
             "seq": self.seq,
             "type": kind,

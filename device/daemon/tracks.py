@@ -14,32 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgefer.device.daemon.config import FaceTrackConfig
 from edgefer.device.detector import Box
-from edgefer.errors import EdgeferError
-
-
-@dataclass(frozen=True)
-class FaceTrackConfig:
-    """How detections become face tracks (the daemon's [tracking] table); how faces are found
-    between full scans is the detector's ROI search (device/detector.py)."""
-
-    iou_threshold: float = 0.3  # a box continues a track if they overlap at least this much
-    lost_after: float = 1.0  # seconds without a match before a track is closed
-    smoothing: str = "ema"  # ema | vote
-    ema_alpha: float = 0.3  # weight of the newest frame's scores
-    vote_window: int = 10  # frames in the majority vote
-
-    def __post_init__(self):
-        checks = {
-            "iou_threshold": 0 < self.iou_threshold <= 1,
-            "lost_after": self.lost_after > 0,
-            "smoothing": self.smoothing in ("ema", "vote"),
-            "ema_alpha": 0 < self.ema_alpha <= 1,
-            "vote_window": self.vote_window >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise EdgeferError(f"tracking.{bad[0]} = {getattr(self, bad[0])!r}: out of range")
 
 
 @dataclass
@@ -82,8 +58,8 @@ def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
 
 
 class Tracker:
-    def __init__(self, config: FaceTrackConfig = FaceTrackConfig()):
-        self.config = config
+    def __init__(self, config: FaceTrackConfig | None = None):
+        self.config = config or FaceTrackConfig()
         self.tracks: list[Track] = []
         self.next_id = 1
 
