@@ -54,8 +54,8 @@ from daemon_harness import (
 from tqdm import tqdm
 
 from edgefer.cli.common import format_table
-from edgefer.device.daemon.loop import build_pipeline
 from edgefer.device.daemon.config import DaemonConfig, load_config
+from edgefer.device.daemon.loop import build_pipeline
 from edgefer.device.sources import open_source
 from edgefer.errors import EdgeferError
 

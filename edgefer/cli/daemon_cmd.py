@@ -31,8 +31,8 @@ import click
 )
 def daemon(config_path, overrides, print_config, schema):
     """Run the camera detection daemon until SIGTERM/SIGINT (SIGHUP re-reads the config)."""
-    from edgefer.device.daemon.loop import Daemon
     from edgefer.device.daemon.config import DaemonConfig, load_config
+    from edgefer.device.daemon.loop import Daemon
 
     if schema:
         click.echo(json.dumps(DaemonConfig.model_json_schema(), indent=2))

@@ -1,9 +1,8 @@
+import threading
 import time
 
 import cv2
 import numpy as np
-
-import threading
 
 from edgefer.device.daemon.capture import Capture, next_frame, open_capture
 from edgefer.device.daemon.config import SourceConfig

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgefer.device.daemon.loop import Daemon
 from edgefer.device.daemon.config import load_config
+from edgefer.device.daemon.loop import Daemon
 from tests.cli_helpers import run
 from tests.device.daemons import events_of, get, mqtt_overrides
 from tests.device.mqtt_broker import Subscriber

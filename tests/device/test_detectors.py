@@ -10,8 +10,8 @@ import pytest
 from pydantic import Field
 
 import edgefer.device.daemon
-from edgefer.device.daemon.loop import build_pipeline
 from edgefer.device.daemon.config import DaemonConfig, load_config
+from edgefer.device.daemon.loop import build_pipeline
 from edgefer.device.delegates import DelegateSpec
 from edgefer.device.detector import HaarConfig, HaarDetector, RoiSearchDetector
 from edgefer.device.detectors import DETECTORS, DetectorOptions, register

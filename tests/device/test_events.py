@@ -1,7 +1,7 @@
 import numpy as np
 
-from edgefer.device.daemon.events import EventBuilder
 from edgefer.device.daemon.config import FaceTrackConfig
+from edgefer.device.daemon.events import EventBuilder
 from edgefer.device.daemon.tracks import Tracker
 from edgefer.labels import FER7
 

@@ -22,8 +22,8 @@ import jinja2
 import pytest
 
 from edgefer import __version__
-from edgefer.device.daemon.loop import build_sinks
 from edgefer.device.daemon.config import MqttConfig, load_config
+from edgefer.device.daemon.loop import build_sinks
 from edgefer.device.daemon.outputs.homeassistant import Cameras
 from edgefer.device.daemon.outputs.mqtt import MqttSink
 from edgefer.labels import FER7

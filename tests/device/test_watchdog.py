@@ -154,7 +154,9 @@ def test_a_hung_frame_loop_stops_the_watchdog_pings_while_the_status_server_answ
         # ... while the status server still answers, healthy even (the camera thread reads on).
         assert get(base + "/healthz")[0] == 200
         code, body = get(base + "/status")
-        assert code == 200 and json.loads(body)["cameras"]["default"]["source"]["state"] == "streaming"
+        assert (
+            code == 200 and json.loads(body)["cameras"]["default"]["source"]["state"] == "streaming"
+        )
         assert pings.times(since=hung - SILENCE) == []  # still silent after those answers
 
         # Read again: the loop was blocked, not dead, and pings again.
