@@ -127,7 +127,7 @@ def daemon_run(
     """The daemon on `config`, scraped: frames a second and CPU milliseconds a frame (the whole
     process) over --seconds after --warmup, and what reached each output."""
     with contextlib.ExitStack() as stack:
-        subscriber = Subscriber(broker_port, "edgefer/events/#")
+        subscriber = Subscriber(broker_port, "edgefer/+/events/#")
         stack.callback(subscriber.stop)
         daemon = DaemonProcess(config, port, workdir / "daemon.log")
         stack.callback(daemon.kill)

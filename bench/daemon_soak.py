@@ -65,7 +65,7 @@ class TimedSubscriber(Subscriber):
 
     def __init__(self, port: int):
         self.arrived: dict[str, float] = {}  # set before subscribing: messages come at once
-        super().__init__(port, "edgefer/events/#")
+        super().__init__(port, "edgefer/+/events/#")
 
     def _add(self, message):
         self.arrived.setdefault(json.loads(message.payload)["id"], time.time())

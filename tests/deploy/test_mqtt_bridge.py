@@ -38,8 +38,8 @@ def test_the_documented_bridge_forwards_device_events_to_the_central_broker(tmp_
     device.start()
     try:
         assert wait_for(lambda: arrived(fleet, "fleet/kitchen/bridge") == [b"1"], 15)  # link up
-        publish.single("edgefer/events/face_appeared", b'{"seq":1}', qos=1, port=device.port)
-        topic = "fleet/kitchen/edgefer/events/face_appeared"
+        publish.single("edgefer/door/events/face_appeared", b'{"seq":1}', qos=1, port=device.port)
+        topic = "fleet/kitchen/edgefer/door/events/face_appeared"
         assert wait_for(lambda: arrived(fleet, topic) == [b'{"seq":1}'], 15)
     finally:
         fleet.stop()

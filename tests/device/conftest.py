@@ -3,6 +3,8 @@ the MQTT tests' broker."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from edgefer.device.daemon.loop import Daemon
@@ -51,3 +53,19 @@ def run_daemon():
     yield run
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture
+def sighup_daemon(run_daemon):
+    """sighup_daemon(config, path) -> RunningDaemon whose SIGHUP handler is installed, as
+    `edgefer daemon` installs it; the test process's own handlers come back at the end."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+
+    def start(config, path):
+        daemon = run_daemon(config, path)
+        daemon.service.install_signal_handlers()
+        return daemon
+
+    yield start
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)

@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,13 +101,25 @@ def test_schema_describes_every_key_for_editors():
     )
 
 
-def test_the_example_config_is_valid():
+def test_the_example_config_is_valid(tmp_path):
     from pathlib import Path
 
     import edgefer.device.daemon
 
     example = Path(edgefer.device.daemon.__file__).parent / "edgefer.example.toml"
-    assert load_config(example, environ={}).source.uri == "0"
+    assert list(load_config(example, environ={}).cameras) == ["default"]
+    # Its commented two-camera example, uncommented, is valid too, and overrides per camera.
+    two = re.sub(
+        r"^# (\[cameras\.|source = |detector = |tracking = )",
+        r"\1",
+        example.read_text(),
+        flags=re.MULTILINE,
+    )
+    (tmp_path / "two.toml").write_text(two)
+    cameras = load_config(tmp_path / "two.toml", environ={}).cameras
+    assert list(cameras) == ["door", "yard"]
+    assert cameras["yard"].detector.kind == "blazeface" and cameras["door"].detector.kind == "haar"
+    assert cameras["yard"].tracking.lost_after == 2.0 and cameras["door"].tracking.lost_after == 1.0
 
 
 def camera_status(base_url, camera="default"):
@@ -241,22 +254,6 @@ def test_the_spool_depth_gauge_rises_while_the_broker_is_away_and_drains_to_0(
     seqs = [e["seq"] for e in first.events() + second.events()]
     assert len(second.events()) >= spooled
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-
-
-@pytest.fixture
-def sighup_daemon(run_daemon):
-    """sighup_daemon(config, path) -> RunningDaemon whose SIGHUP handler is installed, as
-    `edgefer daemon` installs it; the test process's own handlers come back at the end."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-
-    def start(config, path):
-        daemon = run_daemon(config, path)
-        daemon.service.install_signal_handlers()
-        return daemon
-
-    yield start
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
 
 
 def test_a_reload_keeps_the_tracks_and_the_sequence(config_file, tmp_path, sighup_daemon):

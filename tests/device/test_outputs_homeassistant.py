@@ -132,7 +132,7 @@ def announced(broker, count: int = ENTITIES_PER_CAMERA) -> HomeAssistantView:
 
 
 def event(kind: str, **fields) -> dict:
-    return {"id": f"id-{kind}", "type": kind, **fields}
+    return {"id": f"id-{kind}", "camera": "default", "type": kind, **fields}
 
 
 def test_every_config_has_what_home_assistant_requires(broker, tmp_path):
@@ -326,7 +326,7 @@ def test_the_daemon_announces_its_camera_and_what_it_sees(
     face in the video, the source and the FPS (summaries every second) their states."""
     overrides = [*mqtt_overrides(broker, tmp_path), "outputs.mqtt.homeassistant=true"]
     daemon = run_daemon(load_config(config_file, overrides, environ={}), config_file)
-    labels = daemon.service.pipeline.labels
+    labels = daemon.service.model.manifest.labels
     view = HomeAssistantView(broker.port)
     assert wait_for(lambda: len(view.configs()) == 2 + len(labels) + 2, 30), view.configs()
     node = _node(view)
@@ -342,6 +342,27 @@ def test_the_daemon_announces_its_camera_and_what_it_sees(
 
     assert wait_for(showing_the_face, 30), view.states()
     assert view.states()[f"{camera}_expression"] in labels
+    view.stop()
+
+
+def test_each_camera_is_a_device_with_its_own_state(broker, tmp_path):
+    """Two cameras: two devices, each entity reading its own camera's state topic, and an
+    event of one camera changes that camera's entities only."""
+    sink = started(mqtt_config(broker, tmp_path), Cameras(("door", "hall"), FER7, "edge"))
+    view = announced(broker, 2 * ENTITIES_PER_CAMERA)
+    node = _node(view)
+    devices = {tuple(c["device"]["identifiers"]) for c in view.configs().values()}
+    assert devices == {(f"{node}_door",), (f"{node}_hall",)}
+    for config in view.configs().values():
+        camera = config["device"]["identifiers"][0].removeprefix(f"{node}_")
+        assert config["state_topic"] == f"edgefer/{camera}/state"
+        assert config["unique_id"].startswith(f"{node}_{camera}_")
+    sink.send(event("face_appeared", track=1, label="happy", camera="hall"))
+    wanted = {f"{node}_hall_faces": "1", f"{node}_hall_expression_happy": True}
+    assert wait_for(lambda: wanted.items() <= view.states().items(), 10), view.states()
+    assert view.states()[f"{node}_door_faces"] == "0"
+    assert view.states()[f"{node}_door_expression_happy"] is False
+    sink.close()
     view.stop()
 
 

@@ -56,6 +56,11 @@ def status(machine, port: int = PORT) -> dict:
     return json.loads(body)
 
 
+def source(machine, port: int = PORT, camera: str = "default") -> dict:
+    """What /status says of a camera's source."""
+    return status(machine, port)["cameras"][camera]["source"]
+
+
 def healthy_within(machine, seconds: float, port: int = PORT) -> float:
     """Seconds until /healthz says 200; fails after `seconds`."""
     t0 = time.monotonic()

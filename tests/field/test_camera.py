@@ -23,14 +23,14 @@ from tests.field.checks import (
     healthy_within,
     healthz,
     retained,
-    status,
+    source,
 )
 from tests.field.conftest import say, variant
 
 pytestmark = pytest.mark.field
 
 UNPLUG = "echo vivid.0 | sudo -n tee /sys/bus/platform/drivers/vivid/unbind"
-SOURCE_TOPIC = "edgefer/source"  # <topic_prefix>/source, retained
+SOURCE_TOPIC = "edgefer/default/source"  # <topic_prefix>/<camera>/source, retained
 
 
 def source_events(machine, state_dir: str) -> list[str]:
@@ -50,9 +50,9 @@ def camera(deployed, field_deployer, machine, config) -> str:
 
 
 def test_6_the_daemon_reads_frames_from_a_real_v4l2_camera(camera, machine):
-    first = status(machine)["source"]
+    first = source(machine)
     time.sleep(5)
-    then = status(machine)["source"]
+    then = source(machine)
     assert then["uri"] == "/dev/video0" and then["state"] == "streaming", then
     assert then["frames_read"] > first["frames_read"], (first, then)
     assert retained(machine, SOURCE_TOPIC) == "online"
@@ -67,8 +67,8 @@ def test_6_an_unplugged_camera_is_reported_down_and_let_go(camera, machine):
         assert time.monotonic() - t0 < 90, "/healthz did not turn 503 after the unplug"
         time.sleep(2)
     say(f"unplugged -> /healthz 503 in {time.monotonic() - t0:.1f} s")
-    source = status(machine)["source"]
-    assert source["state"] == "reconnecting" and source["error"], source
+    said = source(machine)
+    assert said["state"] == "reconnecting" and said["error"], said
     t1 = time.monotonic()
     while source_events(machine, camera)[len(before) :] != ["source_down"]:
         assert time.monotonic() - t1 < 60, source_events(machine, camera)
@@ -88,6 +88,6 @@ def test_6_a_camera_plugged_back_is_read_within_30_s(camera, machine):
     machine.ssh("admin", "sudo -n modprobe vivid")
     took = healthy_within(machine, 30)
     say(f"plugged back -> /healthz 200 in {took:.1f} s")
-    assert status(machine)["source"]["state"] == "streaming"
+    assert source(machine)["state"] == "streaming"
     assert source_events(machine, camera)[len(before) :] == ["source_up"]
     assert retained(machine, SOURCE_TOPIC) == "online"

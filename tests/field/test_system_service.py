@@ -21,7 +21,7 @@ from tests.field.checks import (
     events,
     healthy_within,
     journal,
-    status,
+    source,
 )
 from tests.field.conftest import say, variant
 
@@ -86,7 +86,7 @@ def test_5_the_hardened_system_unit_runs_the_daemon_as_the_deploying_user(system
         "WatchdogUSec": "30s",
     }, journal(machine)
     healthy_within(machine, 120, PORT)
-    assert status(machine, PORT)["source"]["state"] == "streaming"
+    assert source(machine, PORT)["state"] == "streaming"
     kinds = {e["type"] for e in events(machine, "/var/lib/edgefer/events.jsonl")}
     assert "summary" in kinds, kinds
 
