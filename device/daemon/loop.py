@@ -149,9 +149,6 @@ class Daemon:
             return 503, "no frames"
         return 503, f"degraded: no frames from {', '.join(down)}"
 
-    def healthy(self) -> bool:
-        return self.health()[0] == 200
-
     def preview(self, camera: str | None) -> bytes | None:
         """A camera's newest frame with its boxes, as JPEG (server thread, preview on only);
         without a name, the first camera's. KeyError for a camera that is not there."""
