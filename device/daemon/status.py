@@ -268,24 +268,30 @@ def host_allowed(host_header: str | None, hosts: frozenset[str]) -> bool:
 
 
 def page() -> tuple[bytes, str]:
-    """The status page and its Content-Security-Policy: the page may run its own inline script
-    and style (pinned by their hashes) and fetch from this server, nothing else; so a label that a
-    future bug rendered as HTML could not run script or send data anywhere."""
+    """The status page and its Content-Security-Policy."""
     html = resources.files(__package__).joinpath("status_page.html").read_text(encoding="utf-8")
+    return html.encode(), content_security_policy(html)
+
+
+def content_security_policy(html: str) -> str:
+    """The page may run its own inline script and style (pinned by their hashes) and fetch
+    from this server, nothing else; so a label that a future bug rendered as HTML could not run
+    script or send data anywhere. Blocks inside HTML comments are not the page's: a comment that
+    shows a <script> tag must not shift which blocks get hashed."""
+    live = re.sub(r"<!--.*?-->", "", html, flags=re.DOTALL)
 
     def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", live, re.DOTALL)
         return " ".join(
             f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
             for b in blocks
         )
 
-    csp = (
+    return (
         f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
         "connect-src 'self'; img-src blob: data:; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     )
-    return html.encode(), csp
 
 
 def _handler(metrics: Metrics, status, health, preview):

@@ -3,6 +3,8 @@ and odd tokens, foreign Host names (DNS rebinding), clients that stall or hang u
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import logging
 import socket
@@ -153,3 +155,14 @@ def test_a_port_in_use_is_one_line(serve):
     port = serve()
     with pytest.raises(EdgeferError, match=f"server: cannot listen on 127.0.0.1:{port} "):
         StatusServer(ServerConfig(port=port), METRICS, dict, lambda: (200, "ok"), no_preview)
+
+
+def test_the_policy_pins_the_pages_own_blocks_not_those_in_a_comment():
+    def digest(text):
+        return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+    html = "<!-- the page runs <script>one()</script> -->\n<style>p{}</style><script>two()</script>"
+    csp = status_server.content_security_policy(html)
+    assert f"script-src 'sha256-{digest('two()')}';" in csp
+    assert f"style-src 'sha256-{digest('p{}')}';" in csp
+    assert digest("one()") not in csp
