@@ -20,7 +20,7 @@ its status server on a free loopback port. Two scenarios:
 After --warmup seconds each arrangement is timed for --seconds: FPS per camera from each
 daemon's `edgefer_frames_total{camera=...}` counter over the window; CPU time per frame from
 utime + stime of the daemon process(es) (/proc/PID/stat) over the window divided by the frames;
-memory at the end of the window, summed over the daemon processes: RSS (VmRSS), PSS
+memory at the end of the window, summed over the daemon processes: RSS (VmRSS, as Rss), PSS
 (smaps_rollup: a page shared by N processes counts 1/N in each, so two daemons' shared library
 pages are counted once in the sum) and, where /proc/PID/pagemap shows page frames (root), the
 resident pages of the daemon(s), each page once (PSS also splits pages with processes outside
