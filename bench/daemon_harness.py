@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,25 +147,27 @@ def _scrape(url: str) -> Snapshot:
     code, text = get(f"{url}/metrics")
     if code != 200:
         raise EdgeferError(f"{url}/metrics answered {code}")
-    values, events, buckets, sums = {}, {}, {}, {}
+    # Every camera's samples summed: the daemon's totals, however many cameras it has.
+    values, events, buckets, sums = Counter(), Counter(), {}, Counter()
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "edgefer_stage_ms_bucket":
-                buckets.setdefault(s.labels["stage"], []).append((float(s.labels["le"]), s.value))
+                stage = buckets.setdefault(s.labels["stage"], Counter())
+                stage[float(s.labels["le"])] += s.value
             elif s.name == "edgefer_stage_ms_sum":
-                sums[s.labels["stage"]] = s.value
+                sums[s.labels["stage"]] += s.value
             elif s.name == "edgefer_events_total":
-                events[s.labels["type"]] = s.value
+                events[s.labels["type"]] += s.value
             else:
-                values[s.name] = s.value
+                values[s.name] += s.value
     return Snapshot(
         time.time(),
         values["edgefer_frames_total"],
         values["edgefer_frames_dropped"],
         values["edgefer_spool_depth"],
-        events,
-        {stage: sorted(b) for stage, b in buckets.items()},
-        sums,
+        dict(events),
+        {stage: sorted(b.items()) for stage, b in buckets.items()},
+        dict(sums),
     )
 
 
