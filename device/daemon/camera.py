@@ -22,7 +22,7 @@ from edgefer.device.daemon.status import Metrics
 from edgefer.device.daemon.timeline import Timeline
 from edgefer.device.daemon.tracks import Tracker
 from edgefer.device.draw import annotated_jpeg
-from edgefer.device.pipeline import Model
+from edgefer.device.pipeline import Model, Pipeline
 
 RECENT_EVENTS = 10  # the newest events /status shows per camera
 FPS_WINDOW = 5.0  # seconds of frames behind the FPS that /status shows
@@ -38,9 +38,12 @@ class Camera:
         run: str,
         wake: threading.Event,
         metrics: Metrics,
+        pipeline: Pipeline,
     ):
+        """`pipeline`: `model` behind this camera's detector, built by the caller beforehand (a
+        reload builds every new part before it touches a running one)."""
         self.name, self.config, self.model, self.metrics = name, config, model, metrics
-        self.pipeline = model.pipeline(config.detector)
+        self.pipeline = pipeline
         self.tracker = Tracker(config.tracking)
         self.events = EventBuilder(
             self.pipeline.labels, events.min_hold, events.summary_interval, camera=name, run=run
@@ -64,24 +67,61 @@ class Camera:
         return self
 
     def stop(self) -> list[dict]:
-        """Stop reading, close the open tracks: their face_left events."""
+        """Stop reading, close the open tracks: their face_left events. A capture asked to stop
+        beforehand (`capture.request_stop()`, as the daemon does for all cameras at once) is
+        only waited for."""
         self.capture.stop()
+        return self._close_tracks()
+
+    def remove(self) -> list[dict]:
+        """Stop for good (a reload dropped this camera): its face_left events, and a
+        source_down, so the retained source state and Home Assistant stop saying it is up."""
+        events = self.stop()
+        if self.source_up:
+            cause = "the camera was removed from the config"
+            events.append(self.events.source(time.monotonic(), False, self.uri, cause))
+        return events
+
+    def _close_tracks(self) -> list[dict]:
         return [self.events.face_left(tr, tr.last_seen) for tr in self.tracker.close_all()]
 
-    def reconfigure(self, config: CameraConfig, model: Model, events: EventsConfig) -> None:
+    def reconfigure(
+        self, config: CameraConfig, model: Model, events: EventsConfig, pipeline: Pipeline | None
+    ) -> list[dict]:
         """Apply a reloaded config; what did not change keeps running (the capture, the tracks,
-        the detector and its ROI search)."""
-        if config.source != self.config.source:
-            self.capture.stop()
-            self.capture = Capture(config.source, wake=self.capture.wake).start()
-        if model is not self.model or config.detector != self.config.detector:
-            self.model, self.pipeline = model, model.pipeline(config.detector)
-            if self.pipeline.labels != self.timeline.labels:
-                self.timeline = Timeline(self.pipeline.labels)
+        the detector and its ROI search). `pipeline`: a new one (another model or detector),
+        built beforehand, or None. Returns the events it makes: a model with other labels ends
+        the open tracks (their scores are the old labels')."""
+        closed = []
+        if (config.source.uri, config.source.loop, config.source.pace) != (
+            self.config.source.uri,
+            self.config.source.loop,
+            self.config.source.pace,
+        ):
+            self.capture = self._new_capture(config)
+        else:  # rates and timeouts: read by the running capture as it goes
+            self.capture.config = config.source
+        if pipeline is not None:
+            if pipeline.labels != self.pipeline.labels:
+                closed = self._close_tracks()
+                self.events.labels = pipeline.labels
+                self.timeline = Timeline(pipeline.labels)
+            self.model, self.pipeline = model, pipeline
         self.tracker.config = config.tracking
         self.events.min_hold = events.min_hold
         self.events.summary_interval = events.summary_interval
         self.config = config
+        return closed
+
+    def _new_capture(self, config: CameraConfig) -> Capture:
+        """Another source: the old capture stops first (a device has one reader). The new one
+        takes over the time of the last frame, so that /healthz and the source events see a
+        source switched, not one that went dark, unless it gives no frame for stall_seconds."""
+        old = self.capture
+        old.stop()
+        new = Capture(config.source, wake=old.wake)
+        new.last_frame_at = old.last_frame_at
+        return new.start()
 
     def watch_source(self) -> list[dict]:
         """source_up when frames flow (after the start, or after an outage); source_down when
@@ -90,8 +130,8 @@ class Camera:
         up = not self.capture.stalled()
         if up == self.source_up:
             return []
-        if not up and self.source_up is None and not self.capture.waited_long_enough():
-            return []
+        if not up and not self.capture.waited_long_enough():
+            return []  # no frame yet since this capture started: no news before stall_seconds
         self.source_up = up
         stall = f"no frame for {self.config.source.stall_seconds:g} s"
         cause = None if up else self.capture.error or stall

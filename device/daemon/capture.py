@@ -107,10 +107,14 @@ class Capture:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Ask the thread to end, without waiting: several captures then end side by side."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
         self._thread.join(timeout)
         self.state = "stopped"
 
@@ -134,8 +138,10 @@ class Capture:
             self._cond.notify_all()  # an unpaced file's reader waits for this take
         now = self.clock()
         self.last_taken_at = now
-        if self.config.max_fps:  # on average, never more than max_fps a second
-            self._next_slot = max(self._next_slot + 1 / self.config.max_fps, now)
+        if self.config.max_fps:  # never more than max_fps a second, on the slots' grid
+            period = 1 / self.config.max_fps
+            late = now - self._next_slot >= period  # a take long after its slot: a new grid
+            self._next_slot = (now if late else self._next_slot) + period
         return frame
 
     def _fresh(self) -> bool:

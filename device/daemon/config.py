@@ -215,8 +215,9 @@ class ServerConfig(Section):
 
 
 DEFAULT_CAMERA = "default"  # the one camera of a config without [cameras.NAME] tables
-# A camera's name goes into MQTT topics, Home Assistant ids and Prometheus labels.
-CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# A camera's name goes into MQTT topics, Home Assistant ids and Prometheus labels; lower case,
+# because EDGEFER_CAMERAS__NAME__... variables name it in whatever case they are written.
+CAMERA_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 CAMERA_KEYS = ("source", "detector", "tracking")  # a camera's own tables; the top level's are
 # every camera's defaults
 
@@ -267,7 +268,7 @@ class DaemonConfig(PipelineConfig):
                 raise invalid(
                     ("cameras", name),
                     "a camera's name goes into MQTT topics and metric labels: expected 1 to 32 "
-                    "letters, digits, _ or -",
+                    "lower-case letters, digits, _ or -",
                     name,
                 )
             if isinstance(table, dict):
@@ -280,19 +281,22 @@ class DaemonConfig(PipelineConfig):
 
     @model_validator(mode="after")
     def _one_reader_per_device(self):
-        """A camera device (an index, /dev/videoN) gives its frames to one reader: two cameras
-        on one device would fight over it, and one would never stream."""
+        """A camera device (an index, /dev/videoN, a /dev/v4l/by-id link to one, the Pi camera)
+        gives its frames to one reader: two cameras on one device would fight over it, and one
+        would never stream."""
         owner: dict[str, str] = {}
         for name, camera in self.cameras.items():
             uri = camera.source.uri
-            if uri.isdigit() or uri.startswith("/dev/"):
-                if uri in owner:
-                    raise invalid(
-                        ("cameras", name, "source", "uri"),
-                        f"{uri} is camera {owner[uri]}'s already: a device has one reader",
-                        uri,
-                    )
-                owner[uri] = name
+            device = _device(uri)
+            if device is None:
+                continue
+            if device in owner:
+                raise invalid(
+                    ("cameras", name, "source", "uri"),
+                    f"{uri} is camera {owner[device]}'s device already: a device has one reader",
+                    uri,
+                )
+            owner[device] = name
         return self
 
     def masked(self) -> dict:
@@ -304,6 +308,16 @@ class DaemonConfig(PipelineConfig):
         if self.outputs.webhook is not None:
             data["outputs"]["webhook"]["url"] = redact_url(self.outputs.webhook.url)
         return data
+
+
+def _device(uri: str) -> str | None:
+    """The device a source reads, one name however it is written (N, /dev/videoN, a link to
+    it); None for a stream or a file, which several readers may open."""
+    if uri == "picamera2":
+        return uri
+    if uri.isdigit():
+        uri = f"/dev/video{uri}"
+    return os.path.realpath(uri) if uri.startswith("/dev/") else None
 
 
 def _over(default, own):

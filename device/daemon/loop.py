@@ -93,7 +93,12 @@ def build_sinks(
             announces = name == "mqtt" and section.homeassistant
             built_from = (section, cameras) if announces else (section,)
             old = running.get(name)
-            sinks[name] = old if old and old[0] == built_from else (built_from, kind(*built_from))
+            if old and old[0] == built_from:
+                sinks[name] = old
+                continue
+            sinks[name] = built_from, kind(*built_from)
+            if old:
+                sinks[name][1].succeed(old[1])
     except BaseException:
         for name, (_, sink) in sinks.items():
             if running.get(name, (None, None))[1] is not sink:
@@ -119,7 +124,8 @@ class Daemon:
         self.metrics = Metrics(self.outputs, lambda: self.cameras)
         self.metrics.describe(self.bundle, self.model.manifest.arch, config.backend)
         self.cameras = {
-            name: self._camera(name, camera, self.model) for name, camera in config.cameras.items()
+            name: self._camera(name, camera, self.model, self.model.pipeline(camera.detector))
+            for name, camera in config.cameras.items()
         }
         self.sinks = build_sinks(config, cameras=cameras_of(config, self.model))
         try:
@@ -128,8 +134,10 @@ class Daemon:
             self._close_sinks(self.sinks.values())
             raise
 
-    def _camera(self, name: str, config, model: Model) -> Camera:
-        return Camera(name, config, model, self.config.events, self.run_id, self.wake, self.metrics)
+    def _camera(self, name: str, config, model: Model, pipeline: Pipeline) -> Camera:
+        return Camera(
+            name, config, model, self.config.events, self.run_id, self.wake, self.metrics, pipeline
+        )
 
     def outputs(self) -> list:
         """The running sinks, for /metrics."""
@@ -223,7 +231,9 @@ class Daemon:
         for camera in cameras:
             if got is not None and camera.capture is got[0]:
                 self._emit(camera, camera.process(got[1], self.config.server.preview))
-            else:
+            elif camera.capture.due_in() is None:
+                # No frame waiting: time passes for its tracks. One waiting for its turn, or held
+                # back by max_fps, is not an absence: its faces are still there.
                 self._emit(camera, camera.idle(now))
 
     def _emit(self, camera: Camera, events: list[dict]) -> None:
@@ -244,6 +254,7 @@ class Daemon:
             config = load_config(self.config_path, self.overrides)
             same_model = model_settings(config) == model_settings(self.config)
             model = self.model if same_model else open_model(config)
+            pipelines = self._pipelines(config, model)
             sinks = build_sinks(config, self.sinks, cameras_of(config, model))
         except Exception as exc:  # noqa: BLE001 - a reload must never stop the daemon
             log.error("SIGHUP: config refused, the running one stays: %s", shown(exc, 300))
@@ -254,7 +265,7 @@ class Daemon:
             self._close_sinks(self._new(sinks))
             log.error("SIGHUP: config refused, the running one stays: %s", exc)
             return
-        self._switch(config, model, sinks, server)
+        self._switch(config, model, pipelines, sinks, server)
         self.config_file = _real(self.config_path)
         log.info("SIGHUP: config reloaded")
 
@@ -274,10 +285,27 @@ class Daemon:
                 self.server = self._new_server(self.server.config).start()
             raise
 
+    def _pipelines(self, config: DaemonConfig, model: Model) -> dict[str, Pipeline]:
+        """The pipelines a reload needs, by camera: a new camera's, and those whose model or
+        detector changed. Built here, before anything running is touched: a detector that cannot
+        be built (a cascade file that is not there) refuses the reload."""
+        pipelines = {}
+        for name, camera in config.cameras.items():
+            running = self.cameras.get(name)
+            if (
+                running is None
+                or model is not running.model
+                or (camera.detector != running.config.detector)
+            ):
+                pipelines[name] = model.pipeline(camera.detector)
+        return pipelines
+
     def _new_server(self, config: ServerConfig) -> StatusServer:
         return StatusServer(config, self.metrics, self.status, self.health, self.preview)
 
-    def _switch(self, config: DaemonConfig, model: Model, sinks: dict, server) -> None:
+    def _switch(
+        self, config: DaemonConfig, model: Model, pipelines: dict, sinks: dict, server
+    ) -> None:
         """Put the parts built by `_reload` in place, closing only what they replace."""
         kept = {id(s) for _, s in sinks.values()}
         self._close_sinks(s for _, s in self.sinks.values() if id(s) not in kept)
@@ -295,16 +323,18 @@ class Daemon:
             self.bundle = bundle_name(resolve_bundle(config.bundle))
             self.metrics.describe(self.bundle, model.manifest.arch, config.backend)
         self.config = config
+        # Removed cameras first: their tracks end, and a device they read is free for a new one.
+        for name in self.cameras.keys() - config.cameras.keys():
+            self._emit(self.cameras[name], self.cameras[name].remove())
         cameras = {}
         for name, camera_config in config.cameras.items():
-            camera = self.cameras.get(name)
+            camera, pipeline = self.cameras.get(name), pipelines.get(name)
             if camera is None:
-                camera = self._camera(name, camera_config, model).start()
+                camera = self._camera(name, camera_config, model, pipeline).start()
             else:
-                camera.reconfigure(camera_config, model, config.events)
+                closed = camera.reconfigure(camera_config, model, config.events, pipeline)
+                self._emit(camera, closed)
             cameras[name] = camera
-        for name in self.cameras.keys() - cameras.keys():  # removed: its tracks end
-            self._emit(self.cameras[name], self.cameras[name].stop())
         self.cameras = cameras
 
     def _new(self, sinks: dict) -> list:
@@ -325,6 +355,8 @@ class Daemon:
         """Stop the cameras, close open tracks with their face_left events, flush every
         output."""
         self.server.stop()
+        for camera in self.cameras.values():  # all at once: each may take a read timeout
+            camera.capture.request_stop()
         for camera in self.cameras.values():
             self._emit(camera, camera.stop())
         self._close_sinks(self.outputs())

@@ -39,10 +39,10 @@ class Timeline:
         wall-clock time (epoch seconds) at which the newest minute ends."""
         now = int(self.clock() // self.bin_seconds)
         zero = [0] * len(self.labels)
-        rows = [
-            self.counts[m].tolist() if m in self.counts else zero
-            for m in range(now - self.bins + 1, now + 1)
-        ]
+        rows = []
+        for minute in range(now - self.bins + 1, now + 1):
+            row = self.counts.get(minute)  # one look: the loop may drop the oldest meanwhile
+            rows.append(zero if row is None else row.tolist())
         return {
             "bin_seconds": self.bin_seconds,
             "end": (now + 1) * self.bin_seconds,

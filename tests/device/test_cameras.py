@@ -134,21 +134,25 @@ def test_healthz_is_503_no_frames_when_every_camera_is_down(tmp_path, run_daemon
 
 
 def test_a_reload_adds_and_removes_cameras(tmp_path, slow_face_video, empty_video, sighup_daemon):
-    """SIGHUP with the hall gone and a porch new: the hall's open tracks end with their
-    face_left events and its gauges leave /metrics; the porch starts; the door runs on, the
-    same camera (its tracks and sequence go on)."""
+    """SIGHUP with the hall gone and a porch new, and every camera's max_fps changed: the
+    hall's open tracks end with their face_left events, a source_down says it is gone, and its
+    gauges leave /metrics; the porch starts; the door runs on, the same camera (its tracks and
+    sequence go on), and a new rate is no outage (no source_down)."""
     path, log = two_cameras(tmp_path, empty_video, slow_face_video)
     daemon = sighup_daemon(load_config(path, environ={}), path)
     door = daemon.service.cameras["door"]
     assert wait_for(lambda: of(events_of(log), "hall", "face_appeared"), 60)
     text = path.read_text().replace("[cameras.hall]", "[cameras.porch]")
+    text = text.replace("[source]\n", "[source]\nmax_fps = 20\n")
     path.write_text(text.replace(f'uri = "{slow_face_video}"', f'uri = "{empty_video}"'))
     os.kill(os.getpid(), signal.SIGHUP)
     assert wait_for(lambda: of(events_of(log), "porch", "source_up"), 30)
     assert set(daemon.service.cameras) == {"door", "porch"}
     assert daemon.service.cameras["door"] is door
+    assert daemon.service.cameras["door"].capture.config.max_fps == 20
     hall = of(events_of(log), "hall")
-    assert hall[-1]["type"] == "face_left"
+    assert [e["type"] for e in hall[-2:]] == ["face_left", "source_down"]
+    assert hall[-1]["cause"] == "the camera was removed from the config"
     assert {e["track"] for e in of(hall, "hall", "face_appeared")} == {
         e["track"] for e in of(hall, "hall", "face_left")
     }
@@ -157,3 +161,38 @@ def test_a_reload_adds_and_removes_cameras(tmp_path, slow_face_video, empty_vide
     daemon.stop()
     door_seq = [e["seq"] for e in of(events_of(log), "door")]
     assert door_seq == list(range(1, len(door_seq) + 1))
+    assert of(events_of(log), "door", "source_down") == []
+
+
+@pytest.fixture(scope="module")
+def still_face_video(tmp_path_factory):
+    """3 s of one frame of the face video: the face is found in every frame alike, so a track
+    that ends can only be the daemon's doing."""
+    from edgefer.samples import face_video_frames
+
+    frame = next(iter(face_video_frames(1)))
+    path = tmp_path_factory.mktemp("cameras") / "still.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for _ in range(90):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_a_face_between_a_capped_cameras_frames_stays_one_track(
+    tmp_path, still_face_video, run_daemon
+):
+    """1.5 frames a second, tracks lost after 0.2 s: a frame held back by max_fps is not an
+    absence (the frame loop, waiting for it, must not close the face's track meanwhile), so the
+    face is one track, not a new one at every frame."""
+    log, path = tmp_path / "events.jsonl", tmp_path / "edgefer.toml"
+    path.write_text(
+        f'[cameras.door]\nsource = {{ uri = "{still_face_video}", loop = true, max_fps = 1.5 }}\n'
+        "tracking = { lost_after = 0.2 }\n"
+        f'[outputs.jsonl]\npath = "{log}"\n[events]\nsummary_interval = 1\n[server]\nport = 0\n'
+    )
+    daemon = run_daemon(load_config(path, environ={}), path)
+    assert wait_for(lambda: len(of(events_of(log), "door", "summary")) >= 4, 30)
+    daemon.stop()
+    appeared = of(events_of(log), "door", "face_appeared")
+    assert len(appeared) == 1, [e["monotonic"] for e in appeared]

@@ -89,7 +89,7 @@ def test_schema_describes_every_key_for_editors():
     }  # fmt: skip
     cameras = schema["properties"]["cameras"]
     assert cameras["additionalProperties"] == {"$ref": "#/$defs/CameraConfig"}
-    assert cameras["propertyNames"]["pattern"] == "^[A-Za-z0-9_-]{1,32}$"
+    assert cameras["propertyNames"]["pattern"] == "^[a-z0-9_-]{1,32}$"
     camera = schema["$defs"]["CameraConfig"]["properties"]
     assert set(camera) == {"source", "detector", "tracking"}
     assert set(schema["$defs"]["DelegateConfig"]["properties"]) == {"library", "options"}
@@ -280,14 +280,17 @@ def test_a_reload_keeps_the_tracks_and_the_sequence(config_file, tmp_path, sighu
     assert len({e["run"] for e in events}) == 1
 
 
-@pytest.mark.parametrize("change", ["port in use", "unwritable events path", "bad bundle"])
+@pytest.mark.parametrize(
+    "change", ["port in use", "unwritable events path", "bad bundle", "missing cascade"]
+)
 def test_a_reload_that_cannot_work_keeps_the_running_daemon(
     config_file, tmp_path, sighup_daemon, caplog, change
 ):
     """Every new part is built before any running one is touched: a port in use, a JSONL path
     that cannot be written or a bundle that is not one leave the old parts running."""
     events = tmp_path / "events.jsonl"
-    daemon = sighup_daemon(load_config(config_file, environ={}), config_file)
+    config = load_config(config_file, environ={})
+    daemon = sighup_daemon(config, config_file)
     assert wait_for(lambda: events_of(events), 60)
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -298,6 +301,7 @@ def test_a_reload_that_cannot_work_keeps_the_running_daemon(
         "port in use": text.replace("port = 0", f"port = {busy.getsockname()[1]}"),
         "unwritable events path": text.replace(str(events), str(tmp_path / "file" / "e.jsonl")),
         "bad bundle": f'bundle = "{tmp_path}"\n' + text,
+        "missing cascade": text + f'[detector]\ncascade = "{tmp_path / "none.xml"}"\n',
     }[change]
     config_file.write_text(new)
     with caplog.at_level(logging.ERROR, "edgefer.daemon"):
@@ -307,7 +311,7 @@ def test_a_reload_that_cannot_work_keeps_the_running_daemon(
     seen = len(events_of(events))
     assert wait_for(lambda: len(events_of(events)) > seen, 10)  # the old JSONL still written
     assert get(daemon.url + "/healthz")[0] == 200  # the old server still answers
-    assert daemon.thread.is_alive()
+    assert daemon.thread.is_alive() and daemon.service.config is config
 
 
 def test_a_reload_may_move_the_server_to_another_address_on_the_same_port(

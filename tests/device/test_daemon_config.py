@@ -200,3 +200,22 @@ def test_camera_uris_are_shown_without_their_secrets(uri, shown):
     from edgefer.device.daemon.config import redact_uri
 
     assert redact_uri(uri) == shown
+
+
+@pytest.mark.parametrize(
+    "first, second", [("0", "/dev/video0"), ("picamera2", "picamera2"), ("/dev/video2", "2")]
+)
+def test_one_device_is_read_by_one_camera_however_it_is_written(first, second):
+    with pytest.raises(EdgeferError) as err:
+        load_config(
+            None, [f'cameras.a.source.uri="{first}"', f'cameras.b.source.uri="{second}"'], {}
+        )
+    assert str(err.value).startswith("key cameras.b.source.uri: ")
+    assert "camera a's device already" in str(err.value)
+
+
+def test_camera_names_are_lower_case_as_environment_variables_name_them():
+    config = load_config(None, [], {"EDGEFER_CAMERAS__DOOR__SOURCE__URI": "rtsp://cam/1"})
+    assert list(config.cameras) == ["door"]
+    with pytest.raises(EdgeferError, match="key cameras.Door: .*lower-case"):
+        load_config(None, ["cameras.Door.source.uri=1"], {})

@@ -392,6 +392,30 @@ def test_the_mqtt_sink_is_rebuilt_when_what_it_announces_changes(tmp_path):
         sinks["mqtt"][1].close()
 
 
+def test_a_camera_added_on_reload_leaves_the_others_states_as_they_were(broker, tmp_path):
+    """Adding the hall rebuilds the sink (new entities to announce); the door's camera was up
+    and its face in view before, and no new event will say so again: the new sink must carry
+    that over, not announce the door as unknown with nobody in view."""
+    config = load_config(
+        None,
+        [*mqtt_overrides(broker, tmp_path), "outputs.mqtt.homeassistant=true"],
+        environ={},
+    )
+    first = build_sinks(config, cameras=Cameras(("door",), FER7, "edge"))
+    first["mqtt"][1].start()
+    first["mqtt"][1].send(event("source_up", camera="door"))
+    first["mqtt"][1].send(event("face_appeared", track=1, label="sad", camera="door"))
+    second = build_sinks(config, first, Cameras(("door", "hall"), FER7, "edge"))
+    first["mqtt"][1].close()
+    second["mqtt"][1].start()
+    view = announced(broker, 2 * ENTITIES_PER_CAMERA)
+    door = f"{_node(view)}_door"
+    wanted = {f"{door}_source": True, f"{door}_faces": "1", f"{door}_expression": "sad"}
+    assert wait_for(lambda: wanted.items() <= view.states().items(), 10), view.states()
+    second["mqtt"][1].close()
+    view.stop()
+
+
 @pytest.mark.parametrize("prefix", ["", "home/#", "home/+/x"])
 def test_a_homeassistant_prefix_that_cannot_be_published_to_is_one_line(prefix):
     from edgefer.errors import EdgeferError

@@ -102,6 +102,10 @@ class Sink(ABC):
     def start(self) -> None:
         """Start the sink's threads and connections (a sink without any has nothing to do)."""
 
+    def succeed(self, previous: Sink) -> None:
+        """Take over what `previous`, the sink this one replaces on a reload, learnt from the
+        events so far (a sink that keeps no such state has nothing to take)."""
+
     def send(self, event: dict) -> None:
         """Hand `event` over. Never raises, and never waits on the network: an event that
         cannot be kept is dropped and counted, and the cause is logged when it first occurs."""

@@ -241,6 +241,14 @@ class CameraStates:
             if state is not None and state.see(event):
                 self.changed.add(camera)
 
+    def carry(self, old: CameraStates) -> None:
+        """Take the states of the cameras `old` also follows, where the labels are the same
+        (other labels: the old tracks' labels mean nothing now)."""
+        with self.lock, old.lock:
+            for name, state in old.states.items():
+                if name in self.states and state.labels == self.states[name].labels:
+                    self.states[name] = state
+
     def all_changed(self) -> None:
         """After a (re)connect: the broker may hold an older state (or none); publish all."""
         with self.lock:

@@ -171,6 +171,12 @@ class MqttSink(Sink):
     def _on_publish(self, client, userdata, mid, reason, properties):
         self.acks.put(mid)
 
+    def succeed(self, previous: Sink) -> None:
+        """The cameras' states as the events so far made them: a camera that stays keeps what
+        Home Assistant shows (its source up, its faces), as no new event would say it again."""
+        if self.states is not None and getattr(previous, "states", None) is not None:
+            self.states.carry(previous.states)
+
     def _store(self, event: dict) -> sqlite3.Error | None:
         topic = f"{self.config.topic_prefix}/{event['camera']}/events/{event['type']}"
         try:
