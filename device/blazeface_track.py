@@ -21,6 +21,8 @@ the `blazeface` detector's. `stats` counts the invokes and pixels, for the cost 
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 from pydantic import Field
@@ -38,12 +40,28 @@ class TrackConfig(DetectorOptions):
     """[detector] kind = "blazeface-track" (option names are the registry's, so `track_`)."""
 
     track_rescan_every: int = Field(15, ge=1)  # frames between full-range scans of the frame
+    track_tile: int = Field(
+        320, ge=0
+    )  # 0: off; px: short-range tiles of this side find small faces
     track_crop: float = Field(2.5, ge=1.2, le=6)  # crop side / face side: face = 1/this of input
     track_threshold: float = Field(0.5, gt=0, lt=1)  # a face in its crop below this is lost
+    # A face in a tile is a candidate from this score: a 40-50 px face scores 0.3-0.75 there...
+    track_tile_threshold: float = Field(0.3, gt=0, lt=1)
+    # ...and a new face from a tile becomes a track only if its own crop (where it fills
+    # 1/track_crop of the input) scores this: on bench frames (scripts in docs/BENCHMARKS.md)
+    # every one of 319 true tile faces scored >= 0.75 there, none of 54 false ones did.
+    track_verify_threshold: float = Field(0.75, gt=0, lt=1)
     track_full_threshold: float = Field(0.5, gt=0, lt=1)  # the full-range scan's face confidence
 
 
 DEFAULT_TRACK = TrackConfig()
+
+# What `BlazeFaceTracker.stats` counts: frames, full-range scans, crops and tiles (short-range
+# invokes), the frame pixels the resizes read, and the milliseconds of each stage.
+STATS = (
+    *("frames", "full", "crops", "tiles", "verify", "pixels_read"),
+    *("crops_ms", "full_ms", "tiles_ms"),
+)
 
 
 def iou_raw(a: Raw, b: Raw) -> float:
@@ -54,9 +72,26 @@ def iou_raw(a: Raw, b: Raw) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def tile_origins(width: int, height: int, side: int) -> list[tuple[int, int]]:
+    """Top-left corners of square tiles covering the frame, neighbours overlapping by at least
+    half a tile (so a face up to half a tile wide lies whole in one of them)."""
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        n = int(np.ceil((length - side) / (side / 2))) + 1
+        return [round(v) for v in np.linspace(0, length - side, n)]
+
+    return [(x, y) for y in starts(height) for x in starts(width)]
+
+
 class BlazeFaceTracker:
-    """Full-range scans every `rescan_every` frames or when a face is lost, short-range crops in
-    between. Call with a gray uint8 frame; boxes out in Haar's framing."""
+    """Full-range scans of the whole frame every `track_rescan_every` frames or when a face is
+    lost; in the frames between, short-range on each known face's crop, plus (track_tile) one
+    short-range tile of the frame per frame until all have been scanned once a cycle: the
+    full-range model shrinks a 640x480 frame to 192 px and misses faces under ~65 px, a 320 px
+    tile in the short-range model's 128 px input sees them from ~40 px. Call with a gray uint8
+    frame; boxes out in Haar's framing."""
 
     def __init__(
         self,
@@ -67,27 +102,25 @@ class BlazeFaceTracker:
         self.short, self.full, self.config = short, full, config
         self.size = short.variant.size
         self.tracks: list[tuple[Raw, str]] = []  # raw box, variant that found it
-        self.since_full = 0
+        self.phase = 0  # frame of the scan cycle: 0 scans the whole frame
         self.canvas = np.zeros((self.size, self.size), np.uint8)
-        self.stats = {"frames": 0, "full": 0, "crops": 0, "pixels_read": 0}
+        self.stats = dict.fromkeys(STATS, 0)
 
     def reset(self) -> None:
-        self.tracks, self.since_full = [], 0
+        self.tracks, self.phase = [], 0
 
-    def crop_input(self, gray: np.ndarray, box: Raw) -> tuple[np.ndarray, tuple]:
-        """The short-range model's input for the square of side track_crop x the face's side
-        around `box` (black outside the frame), and how to map its [0, 1] coordinates back:
-        (origin x, origin y, frame pixels per input pixel)."""
+    def square_input(self, gray: np.ndarray, x0: float, y0: float, side: float):
+        """The short-range model's input for the square (x0, y0, side) of the frame (black where
+        it runs past the frame, the rest in place), and how to map its input pixels back:
+        (origin x, origin y, frame pixels per input pixel in x, in y)."""
         n = self.size
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        side = max(box[2] - box[0], box[3] - box[1]) * self.config.track_crop
-        x0, y0 = cx - side / 2, cy - side / 2
         per = side / n  # frame pixels per input pixel
         H, W = gray.shape[:2]
         ix0, iy0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
         ix1, iy1 = min(W, int(np.ceil(x0 + side))), min(H, int(np.ceil(y0 + side)))
         canvas = self.canvas
         canvas[:] = 0
+        origin = (x0, y0, per, per)
         if ix1 > ix0 and iy1 > iy0:
             # Where the visible part lands in the input, in whole input pixels.
             u0, v0 = max(0, round((ix0 - x0) / per)), max(0, round((iy0 - y0) / per))
@@ -101,31 +134,30 @@ class BlazeFaceTracker:
                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
                 )
                 self.stats["pixels_read"] += part.size
-                # Map the input back exactly: input pixel u is frame x0' + u * sx.
+                # Map the input back exactly: input pixel u is frame x ix0 + (u - u0) * sx.
                 sx, sy = (ix1 - ix0) / (u1 - u0), (iy1 - iy0) / (v1 - v0)
                 origin = (ix0 - u0 * sx, iy0 - v0 * sy, sx, sy)
-            else:
-                origin = (x0, y0, per, per)
-        else:
-            origin = (x0, y0, per, per)
         rgb = cv2.merge((canvas, canvas, canvas)).astype(np.float32)
         rgb *= np.float32(1 / 127.5)
         rgb -= 1
         return rgb[None], origin
 
-    def follow(self, gray: np.ndarray, box: Raw) -> Raw | None:
-        """The face in the crop around `box` nearest its centre, in frame pixels, or None."""
-        x, (ox, oy, sx, sy) = self.crop_input(gray, box)
-        self.stats["crops"] += 1
-        found = self.short.infer(x, self.config.track_threshold)
-        if not found:
-            return None
+    def short_range(self, gray, x0: float, y0: float, side: float, threshold: float) -> list[Raw]:
+        """Short-range BlazeFace's faces in the square (x0, y0, side), in frame pixels."""
+        x, (ox, oy, sx, sy) = self.square_input(gray, x0, y0, side)
         n = self.size
-        boxes = [
+        return [
             (ox + b[0] * n * sx, oy + b[1] * n * sy, ox + b[2] * n * sx, oy + b[3] * n * sy)
-            for b, _ in found
+            for b, _ in self.short.infer(x, threshold)
         ]
+
+    def follow(self, gray: np.ndarray, box: Raw, threshold: float) -> Raw | None:
+        """The face in the crop around `box` nearest its centre, in frame pixels, or None."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = max(box[2] - box[0], box[3] - box[1]) * self.config.track_crop
+        boxes = self.short_range(gray, cx - side / 2, cy - side / 2, side, threshold)
+        if not boxes:
+            return None
         return min(
             boxes, key=lambda b: ((b[0] + b[2]) / 2 - cx) ** 2 + ((b[1] + b[3]) / 2 - cy) ** 2
         )
@@ -140,23 +172,48 @@ class BlazeFaceTracker:
             if score >= self.config.track_full_threshold
         ]
 
+    def tiles_now(self, gray: np.ndarray) -> list[tuple[int, int]]:
+        """The tiles this frame of the cycle scans: spread over the frames after the whole-frame
+        scan, one share each (all of them at once when the cycle is one frame long)."""
+        side = self.config.track_tile
+        if not side:
+            return []
+        origins = tile_origins(gray.shape[1], gray.shape[0], side)
+        n, slots = len(origins), max(1, self.config.track_rescan_every - 1)
+        slot = self.phase - 1 if self.config.track_rescan_every > 1 else 0
+        return [o for i, o in enumerate(origins) if (i * slots // n if n > slots else i) == slot]
+
     def __call__(self, gray: np.ndarray) -> list[Box]:
-        self.stats["frames"] += 1
-        followed = [self.follow(gray, box) for box, _ in self.tracks]
+        stats = self.stats
+        stats["frames"] += 1
+        t0 = time.perf_counter()
+        c = self.config
+        stats["crops"] += len(self.tracks)
+        followed = [self.follow(gray, box, c.track_threshold) for box, _ in self.tracks]
         kept = [(b, "short") for b in followed if b is not None]
-        lost = len(kept) < len(self.tracks)
-        if not self.tracks or lost or self.since_full + 1 >= self.config.track_rescan_every:
-            # Keep what the crops confirmed; add the faces the full scan finds elsewhere.
-            for b in self.scan(gray):
-                if all(iou_raw(b, k) < 0.3 for k, _ in kept):
-                    kept.append((b, "full"))
-            self.since_full = 0
-        else:
-            self.since_full += 1
-        # Two tracks that drifted onto one face become one.
+        t1 = time.perf_counter()
+        found: list[tuple[Raw, str]] = []
+        if self.phase == 0 or len(kept) < len(self.tracks):  # the cycle starts, or a face is lost
+            found += [(b, "full") for b in self.scan(gray)]
+        t2 = time.perf_counter()
+        for x, y in self.tiles_now(gray):
+            stats["tiles"] += 1
+            for b in self.short_range(gray, x, y, c.track_tile, c.track_tile_threshold):
+                if all(iou_raw(b, k) < 0.3 for k, _ in kept + found):
+                    stats["verify"] += 1
+                    verified = self.follow(gray, b, c.track_verify_threshold)
+                    if verified is not None:
+                        found.append((verified, "short"))
+        t3 = time.perf_counter()
+        stats["crops_ms"] += (t1 - t0) * 1000
+        stats["full_ms"] += (t2 - t1) * 1000
+        stats["tiles_ms"] += (t3 - t2) * 1000
+        self.phase = (self.phase + 1) % self.config.track_rescan_every
+        # Keep what the crops confirmed; add the faces the scans find elsewhere (two tracks that
+        # drifted onto one face become one).
         tracks: list[tuple[Raw, str]] = []
-        for b, v in kept:
-            if all(iou_raw(b, t) < 0.5 for t, _ in tracks):
+        for b, v in kept + found:
+            if all(iou_raw(b, t) < 0.3 for t, _ in tracks):
                 tracks.append((b, v))
         self.tracks = tracks
         H, W = gray.shape[:2]
