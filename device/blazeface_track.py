@@ -48,7 +48,7 @@ class TrackConfig(DetectorOptions):
     # A face in a tile is a candidate from this score: a 40-50 px face scores 0.3-0.75 there...
     track_tile_threshold: float = Field(0.3, gt=0, lt=1)
     # ...and a new face from a tile becomes a track only if its own crop (where it fills
-    # 1/track_crop of the input) scores this: on bench frames (scripts in docs/BENCHMARKS.md)
+    # 1/track_crop of the input) scores this: on bench frames (docs/BENCHMARKS.md, issue 25)
     # every one of 319 true tile faces scored >= 0.75 there, none of 54 false ones did.
     track_verify_threshold: float = Field(0.75, gt=0, lt=1)
     track_full_threshold: float = Field(0.5, gt=0, lt=1)  # the full-range scan's face confidence
