@@ -40,9 +40,8 @@ class TrackConfig(DetectorOptions):
     """[detector] kind = "blazeface-track" (option names are the registry's, so `track_`)."""
 
     track_rescan_every: int = Field(15, ge=1)  # frames between full-range scans of the frame
-    track_tile: int = Field(
-        320, ge=0
-    )  # 0: off; px: short-range tiles of this side find small faces
+    # Side in px of the short-range tiles that find faces too small for the full-range scan; 0: off
+    track_tile: int = Field(320, ge=0)
     track_crop: float = Field(2.5, ge=1.2, le=6)  # crop side / face side: face = 1/this of input
     track_threshold: float = Field(0.5, gt=0, lt=1)  # a face in its crop below this is lost
     # A face in a tile is a candidate from this score: a 40-50 px face scores 0.3-0.75 there...
@@ -56,8 +55,8 @@ class TrackConfig(DetectorOptions):
 
 DEFAULT_TRACK = TrackConfig()
 
-# What `BlazeFaceTracker.stats` counts: frames, full-range scans, crops and tiles (short-range
-# invokes), the frame pixels the resizes read, and the milliseconds of each stage.
+# What `BlazeFaceTracker.stats` counts: frames, full-range scans, crops, tiles and verifications
+# (short-range invokes), the frame pixels the resizes read, and the milliseconds of each stage.
 STATS = (
     *("frames", "full", "crops", "tiles", "verify", "pixels_read"),
     *("crops_ms", "full_ms", "tiles_ms"),
