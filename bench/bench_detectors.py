@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
+from tflite_macs import count_macs
 
 from edgefer.bundled import NAMES, default_bundle, resolve_bundle
+from edgefer.device.blazeface import BlazeFaceDetector
 from edgefer.device.detector import HaarDetector, iou
 from edgefer.device.pipeline import Pipeline
 from edgefer.device.pipeline_config import PipelineConfig
 from edgefer.imaging import to_gray_u8
-from edgefer.samples import face_video_frames, lfw_faces
+from edgefer.samples import face_video_frames, faces_video_frames, lfw_faces, write_face_video
 
 LFW_SIDE = 160
 
@@ -55,27 +60,60 @@ DETECTORS = {
     "haar-roi": ("haar (ROI search, default)", {}),
     "blazeface-short": ("blazeface-short", {"kind": "blazeface", "blazeface_range": "short"}),
     "blazeface-full": ("blazeface-full", {"kind": "blazeface", "blazeface_range": "full"}),
+    "blazeface-track": ("blazeface-track", {"kind": "blazeface-track"}),
 }
+
+# Published per-MAC figures for the Pi estimates (MACs only: a floor on the time, so the FPS is a
+# ceiling). XNNPACK's README (google/XNNPACK, "Raspberry Pi", benchmarked 2022-02-08, RPi 4
+# BCM2711 ARM64, 4 threads): INT8 MobileNet v1 1.0 (569M MACs) 24 ms, FP32 77 ms, i.e. 0.042 and
+# 0.135 ms per million MACs on 4 cores; one core is at most 4x that. Low end for int8: the
+# issue's 0.10 ms/MMAC; for fp32: 3x the 4-core figure. BlazeFace here has fp16 weights that
+# TFLite dequantizes, so it runs in fp32; the expression model is int8. Pi 5: Raspberry Pi Ltd's
+# launch claim of 2-3x the Pi 4's CPU performance (Oct 2023).
+PI4_MS_PER_MMAC = {"int8": (0.10, 0.17), "fp32": (0.40, 0.54)}
+PI5_SPEEDUP = (2.0, 3.0)
 
 
 def pipelines(bundle, detectors):
     for key in detectors:
         name, detector = DETECTORS[key]
-        yield name, Pipeline.from_bundle(bundle, PipelineConfig(detector=detector))
+        yield key, name, Pipeline.from_bundle(bundle, PipelineConfig(detector=detector))
 
 
 def run(pipe, frames):
-    """(detect ms per frame, total ms per frame, boxes per frame)."""
-    detect, total, boxes = [], [], []
+    """(detect ms per frame, total ms per frame, boxes per frame, results)."""
+    detect, total, boxes, results = [], [], [], []
     if hasattr(pipe.detector, "reset"):
         pipe.detector.reset()
+    if hasattr(pipe.detector, "stats"):
+        pipe.detector.stats.update(dict.fromkeys(pipe.detector.stats, 0))
     for frame in frames:
         t0 = time.perf_counter()
         result = pipe(frame)
         total.append((time.perf_counter() - t0) * 1000)
         detect.append(result.timings.get("detect", float("nan")))
         boxes.append([d.box for d in result.detections])
-    return np.array(detect), np.array(total), boxes
+        results.append(result)
+    return np.array(detect), np.array(total), boxes, results
+
+
+def run_decoding(pipe, path) -> float:
+    """End-to-end FPS with the decode: frames read from the mp4 file one by one, as a camera
+    source reads them."""
+    if hasattr(pipe.detector, "reset"):
+        pipe.detector.reset()
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        pipe(frame)
+        n += 1
+    elapsed = time.perf_counter() - t0
+    cap.release()
+    return n / elapsed
 
 
 def invoke_ms(interpreter, n: int = 300) -> float:
@@ -109,10 +147,75 @@ def matched(reference, found, threshold=0.3) -> tuple[int, int]:
     return hits, sum(len(rs) for rs in reference)
 
 
+def union_reference(frames, full: BlazeFaceDetector) -> list[list]:
+    """Per frame: full-frame Haar's boxes, plus full-range BlazeFace's (Haar-framed) that no Haar
+    box overlaps (IoU >= 0.3): the faces either exhaustive scan finds."""
+    haar = HaarDetector()
+    out = []
+    for frame in frames:
+        gray = to_gray_u8(frame)
+        boxes = haar(gray)
+        boxes += [b for b in full(gray) if all(iou(b, h) < 0.3 for h in boxes)]
+        out.append(boxes)
+    return out
+
+
+def cost(key: str, pipe, results, macs: dict) -> dict:
+    """MACs and pixels per frame over a pass (scheduled rescans included): the detector's model
+    invokes (fp32) and the expression model's, once per face found (int8). Pixels: what the
+    detector's resizes read from the frame plus its models' input pixels, and per face the
+    expression crop's 48x48. None for Haar (its cascade is not MACs)."""
+    frames = len(results)
+    faces = sum(len(r.detections) for r in results) / frames
+    expr = faces * macs["expression"]
+    side = 48
+    if key == "blazeface-track":
+        st = pipe.detector.stats
+        short = st["crops"] + st["tiles"] + st["verify"]
+        det = (st["full"] * macs["full"] + short * macs["short"]) / frames
+        pixels = (st["pixels_read"] + st["full"] * 192**2 + short * 128**2) / frames
+    elif key.startswith("blazeface-"):
+        variant = key.split("-")[1]
+        det = macs[variant]
+        pixels = 640 * 480 + pipe.detector.variant.size**2
+    else:
+        return {"faces": faces, "expression_mmacs": expr / 1e6}
+    pixels += faces * side * side
+    ms4 = [
+        det / 1e6 * PI4_MS_PER_MMAC["fp32"][i] + expr / 1e6 * PI4_MS_PER_MMAC["int8"][i]
+        for i in (0, 1)
+    ]
+    return {
+        "faces": faces,
+        "detector_mmacs": det / 1e6,
+        "expression_mmacs": expr / 1e6,
+        "mmacs": (det + expr) / 1e6,
+        "kpixels": pixels / 1e3,
+        "pi4_fps": [1000 / ms4[1], 1000 / ms4[0]],
+        "pi5_fps": [1000 / ms4[1] * PI5_SPEEDUP[0], 1000 / ms4[0] * PI5_SPEEDUP[1]],
+    }
+
+
 def fps_cell(passes: list[float]) -> str:
     """The median FPS, with the range when there was more than one pass."""
     median = f"{np.median(passes):.0f}"
     return median if len(passes) == 1 else f"{median} ({min(passes):.0f}–{max(passes):.0f})"
+
+
+def range_cell(lo_hi) -> str:
+    return f"{lo_hi[0]:.0f}–{lo_hi[1]:.0f}"
+
+
+def stage_shares(results, decode_ms: float, stats: dict | None) -> dict:
+    """Mean ms per frame of each stage (the decode timed on its own), for the share table."""
+    n = len(results)
+    mean = lambda k: sum(r.timings.get(k, 0.0) for r in results) / n
+    stages = {"decode": decode_ms, "detect": mean("detect")}
+    if stats:
+        for k in ("crops", "full", "tiles"):
+            stages[f"detect: {k}"] = stats[f"{k}_ms"] / n
+    stages |= {k: mean(k) for k in ("preprocess", "inference", "postprocess")}
+    return stages
 
 
 def main():
@@ -123,7 +226,7 @@ def main():
         "--repeats",
         type=int,
         default=1,
-        help="video passes per detector; FPS is their median (this CPU wanders between runs)",
+        help="video passes per detector, the detectors taking turns; FPS is their median",
     )
     ap.add_argument(
         "--bundle",
@@ -152,51 +255,140 @@ def main():
         )
     cv2.setNumThreads(1)
     video = list(face_video_frames(args.frames))
+    scenes = {
+        "1 face 40–300 px": list(faces_video_frames(args.frames, faces=1, sides=(40, 300))),
+        "3 faces 40–100 px": list(faces_video_frames(args.frames, faces=3, sides=(40, 100))),
+    }
     lfw, lfw_boxes = lfw_frames()
     haar = HaarDetector()
     haar_video = [haar(to_gray_u8(f)) for f in video]
-    rows = []
-    for name, pipe in pipelines(args.bundle, args.detectors):
+    full = BlazeFaceDetector(args.bundle / "blazeface_full.tflite", "full")
+    union = {"video": union_reference(video, full)}
+    union |= {k: union_reference([f for f, _ in v], full) for k, v in scenes.items()}
+    # The union's boxes that are a true face (the scenes' true boxes are known): the rest are
+    # the exhaustive scans' false positives, which no detector should be asked to find.
+    union_true = {
+        k: [
+            [u for u in us if any(iou(u, t) >= 0.3 for t in ts)] for us, (_, ts) in zip(union[k], v)
+        ]
+        for k, v in scenes.items()
+    }
+    macs = {
+        "expression": count_macs(args.bundle / "model_int8.tflite")["macs"],
+        "short": count_macs(args.bundle / "blazeface_short.tflite")["macs"],
+        "full": count_macs(args.bundle / "blazeface_full.tflite")["macs"],
+    }
+    tmp = tempfile.TemporaryDirectory()
+    mp4 = write_face_video(Path(tmp.name) / "face.mp4", frames=args.frames)
+    t0 = time.perf_counter()
+    cap, n = cv2.VideoCapture(str(mp4)), 0
+    while cap.read()[0]:
+        n += 1
+    decode_ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
+    pipes = list(pipelines(args.bundle, args.detectors))
+    for _, _, pipe in pipes:
         run(pipe, video[:10])  # warm-up: first-call allocations are not what a camera sees
-        passes = [run(pipe, video) for _ in range(args.repeats)]
-        detect = np.concatenate([p[0] for p in passes])
-        fps = [1000 / float(np.mean(p[1])) for p in passes]
-        found = passes[0][2]
-        _, _, lfw_found = run(pipe, lfw)
+    passes = {key: [] for key, _, _ in pipes}
+    decoded = {key: [] for key, _, _ in pipes}
+    for _ in range(args.repeats):  # the detectors take turns: the machine's load drifts
+        for key, _, pipe in pipes:
+            passes[key].append(run(pipe, video))
+            decoded[key].append(run_decoding(pipe, mp4))
+    rows = []
+    for key, name, pipe in pipes:
+        detect = np.concatenate([p[0] for p in passes[key]])
+        fps = [1000 / float(np.mean(p[1])) for p in passes[key]]
+        found = passes[key][0][2]
         hits, n = matched(haar_video, found)
+        u_hits, u_n = matched(union["video"], found)
+        row = {
+            "detector": name,
+            "detect_p50_ms": float(np.median(detect)),
+            "detect_p95_ms": float(np.percentile(detect, 95)),
+            "fps": float(np.median(fps)),
+            "fps_passes": fps,
+            "fps_decoded": float(np.median(decoded[key])),
+            "fps_decoded_passes": decoded[key],
+            "haar_boxes_found": hits / max(n, 1),
+            "union_recall": {"video": u_hits / max(u_n, 1)},
+            "true_recall": {},
+            "union_true_recall": {},
+            "cost": {},
+            "video_faces_per_frame": float(np.mean([len(b) for b in found])),
+        }
+        for scene, frames in scenes.items():
+            _, _, boxes, results = run(pipe, [f for f, _ in frames])
+            u_hits, u_n = matched(union[scene], boxes)
+            t_hits, t_n = matched([t for _, t in frames], boxes)
+            row["union_recall"][scene] = u_hits / max(u_n, 1)
+            row["true_recall"][scene] = t_hits / t_n
+            r_hits, r_n = matched(union_true[scene], boxes)
+            row["union_true_recall"][scene] = r_hits / max(r_n, 1)
+            row["cost"][scene] = cost(key, pipe, results, macs)
+            if key == "blazeface-track" and scene.startswith("1"):
+                stats = dict(pipe.detector.stats)
+                row["stages_ms"] = stage_shares(results, decode_ms, stats)
+        _, _, lfw_found, _ = run(pipe, lfw)
         lfw_hits, lfw_n = matched([[b] for b in lfw_boxes], lfw_found)
-        floor = compute_floor(pipe) if hasattr(pipe.detector, "interpreter") else {}
-        rows.append(
-            {
-                "detector": name,
-                "detect_p50_ms": float(np.median(detect)),
-                "detect_p95_ms": float(np.percentile(detect, 95)),
-                "fps": float(np.median(fps)),
-                "fps_passes": fps,
-                "haar_boxes_found": hits / max(n, 1),
-                "lfw_recall": lfw_hits / lfw_n,
-                "video_faces_per_frame": float(np.mean([len(b) for b in found])),
-                **floor,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+        row["lfw_recall"] = lfw_hits / lfw_n
+        if hasattr(pipe.detector, "interpreter"):
+            row |= compute_floor(pipe)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    one, three = scenes
     print(
-        f"\n{len(video)} video frames 640x480, {len(lfw)} LFW frames; one thread; FPS excludes decoding"
+        f"\n{len(video)} video frames 640x480 (+ {one}, {three}: {args.frames} frames each), "
+        f"{len(lfw)} LFW frames; one thread; {args.repeats} passes per detector, taking turns; "
+        f"decode alone {decode_ms:.2f} ms/frame; load average {os.getloadavg()[0]:.2f} at the end"
     )
     print(
-        "| detector | detect p50 ms | detect p95 ms | end-to-end FPS | finds Haar's boxes | LFW recall | faces/frame | models alone ms (FPS ceiling) |"
+        "| detector | detect p50 ms | detect p95 ms | FPS in memory | FPS with decode | "
+        f"finds Haar's boxes | recall vs union: video / {one} / {three} | "
+        f"true faces found: {one} / {three} | LFW recall | faces/frame | "
+        "M MACs/frame: 1 face / 3 faces | k pixels/frame: 1 / 3 | Pi 4 est. FPS (1 face) | "
+        "Pi 5 est. FPS (1 face) | models alone ms (FPS ceiling) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---" * 15 + "|")
     for r in rows:
         floor = (
             f"{r['detector_invoke_ms']:.2f} + {r['expression_invoke_ms']:.2f} ({r['fps_ceiling']:.0f})"
             if "fps_ceiling" in r
             else "—"
         )
-        print(
-            f"| {r['detector']} | {r['detect_p50_ms']:.2f} | {r['detect_p95_ms']:.2f} | {fps_cell(r['fps_passes'])} | "
-            f"{100 * r['haar_boxes_found']:.1f}% | {100 * r['lfw_recall']:.0f}% | {r['video_faces_per_frame']:.2f} | {floor} |"
+        c1, c3 = r["cost"][one], r["cost"][three]
+        has = "mmacs" in c1
+        mm = (
+            f"{c1['mmacs']:.0f} / {c3['mmacs']:.0f}"
+            if has
+            else (f"Haar + {c1['expression_mmacs']:.0f} / Haar + {c3['expression_mmacs']:.0f}")
         )
+        px = f"{c1['kpixels']:.0f} / {c3['kpixels']:.0f}" if has else "—"
+        pi4 = range_cell(c1["pi4_fps"]) if has else "—"
+        pi5 = range_cell(c1["pi5_fps"]) if has else "—"
+        ur, tr = r["union_recall"], r["true_recall"]
+        print(
+            f"| {r['detector']} | {r['detect_p50_ms']:.2f} | {r['detect_p95_ms']:.2f} | "
+            f"{fps_cell(r['fps_passes'])} | {fps_cell(r['fps_decoded_passes'])} | "
+            f"{100 * r['haar_boxes_found']:.1f}% | "
+            f"{100 * ur['video']:.1f}% / {100 * ur[one]:.1f}% / {100 * ur[three]:.1f}% | "
+            f"{100 * tr[one]:.1f}% / {100 * tr[three]:.1f}% | {100 * r['lfw_recall']:.0f}% | "
+            f"{r['video_faces_per_frame']:.2f} | {mm} | {px} | {pi4} | {pi5} | {floor} |"
+        )
+    print()
+    for k, us in union_true.items():
+        total = sum(map(len, union[k]))
+        false = total - sum(map(len, us))
+        print(f"Union reference, {k}: {total} boxes, {false} of them on no true face.")
+    print("Recall of the union's true faces (1 face / 3 faces):")
+    for r in rows:
+        ut = r["union_true_recall"]
+        print(f"- {r['detector']}: {100 * ut[one]:.1f}% / {100 * ut[three]:.1f}%")
+    for r in rows:
+        if "stages_ms" in r:
+            total = sum(v for k, v in r["stages_ms"].items() if ":" not in k)
+            print(f"\nStages of {r['detector']} ({one}), mean ms per frame (share of the total):")
+            for k, v in r["stages_ms"].items():
+                print(f"- {k}: {v:.3f} ms ({100 * v / total:.0f}%)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -160,19 +160,24 @@ class BlazeFaceDetector:
         x[0, : pixels.shape[0], : pixels.shape[1]] = pixels
         return x
 
-    def detect(self, frame: np.ndarray) -> list[tuple[Box, float]]:
-        """(box, score) per face, box as BlazeFace frames it (no Haar framing)."""
-        pixels, side = self._pixels(frame)
-        x = self._letterboxed(pixels)
+    def infer(self, x: np.ndarray, threshold: float | None = None) -> list[tuple]:
+        """((x0, y0, x1, y1) in [0, 1] of the model's square input, score) per face, for an
+        input already shaped (1, size, size, 3) in [-1, 1]."""
         with self.lock:
             self.interpreter.set_tensor(self.input_index, x)
             self.interpreter.invoke()
             reg = self.interpreter.get_tensor(self.regressors_index)
             logits = self.interpreter.get_tensor(self.logits_index)
-        boxes, scores = decode(reg, logits, self.anchor_xy, self.variant.size, self.threshold)
+        threshold = self.threshold if threshold is None else threshold
+        boxes, scores = decode(reg, logits, self.anchor_xy, self.variant.size, threshold)
+        return weighted_nms(boxes, scores, self.iou_threshold)
+
+    def detect(self, frame: np.ndarray) -> list[tuple[Box, float]]:
+        """(box, score) per face, box as BlazeFace frames it (no Haar framing)."""
+        pixels, side = self._pixels(frame)
         h, w = frame.shape[:2]
         found = []
-        for (x0, y0, x1, y1), score in weighted_nms(boxes, scores, self.iou_threshold):
+        for (x0, y0, x1, y1), score in self.infer(self._letterboxed(pixels)):
             bx0, by0 = max(0, round(x0 * side)), max(0, round(y0 * side))
             bx1, by1 = min(w, round(x1 * side)), min(h, round(y1 * side))
             if bx1 > bx0 and by1 > by0:

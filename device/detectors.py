@@ -9,7 +9,7 @@ what the detector needs. Adding one touches none of them.
     @register("fake", FakeOptions)
     def fake(options: FakeOptions, context: DetectorContext) -> Detect: ...
 
-The built-in detectors (haar, blazeface) register when `edgefer.device.pipeline_config` is
+The built-in detectors (haar, blazeface, blazeface-track) register when `edgefer.device.pipeline_config` is
 imported.
 """
 

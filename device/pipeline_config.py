@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 # The built-in detectors register themselves on import.
-from edgefer.device import blazeface, detector  # noqa: F401
+from edgefer.device import blazeface, blazeface_track, detector  # noqa: F401
 from edgefer.device.backends import PREFERENCES
 from edgefer.device.delegates import DelegateSpec
 from edgefer.device.detectors import DETECTORS, Detect, DetectorContext, DetectorOptions

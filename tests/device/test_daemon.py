@@ -95,7 +95,7 @@ def test_schema_describes_every_key_for_editors():
     assert set(schema["$defs"]["DelegateConfig"]["properties"]) == {"library", "options"}
     detector = schema["$defs"]["DetectorConfig"]
     assert detector["additionalProperties"] is False  # an editor flags a misspelt key
-    assert detector["properties"]["kind"]["enum"] == ["haar", "blazeface"]
+    assert detector["properties"]["kind"]["enum"] == ["haar", "blazeface", "blazeface-track"]
     assert {"blazeface_range", "threshold", "scale_factor", "min_size", "roi_search"} <= set(
         detector["properties"]
     )

@@ -97,7 +97,11 @@ def test_an_unknown_kind_is_one_line_naming_the_key_and_the_registered_kinds(
 ):
     if registered:
         request.getfixturevalue("fake_detector")
-    kinds = "'haar', 'blazeface' or 'fake'" if registered else "'haar' or 'blazeface'"
+    kinds = (
+        "'haar', 'blazeface', 'blazeface-track' or 'fake'"
+        if registered
+        else "'haar', 'blazeface' or 'blazeface-track'"
+    )
     path = write(tmp_path, '[detector]\nkind = "yolo"\n')
     with pytest.raises(EdgeferError) as err:
         load_config(path, environ={})
