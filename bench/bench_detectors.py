@@ -28,7 +28,8 @@ import numpy as np
 from tflite_macs import count_macs
 
 from edgefer.bundled import NAMES, default_bundle, resolve_bundle
-from edgefer.device.blazeface import BlazeFaceDetector
+from edgefer.device.blazeface import VARIANTS, BlazeFaceDetector
+from edgefer.device.blazeface_track import BlazeFaceTracker
 from edgefer.device.detector import HaarDetector, iou
 from edgefer.device.pipeline import Pipeline
 from edgefer.device.pipeline_config import PipelineConfig
@@ -55,12 +56,62 @@ def lfw_frames(seed: int = 0):
     return frames, boxes
 
 
-DETECTORS = {
-    "haar": ("haar (full frame)", {"roi_search": {"enabled": False}}),
-    "haar-roi": ("haar (ROI search, default)", {}),
-    "blazeface-short": ("blazeface-short", {"kind": "blazeface", "blazeface_range": "short"}),
-    "blazeface-full": ("blazeface-full", {"kind": "blazeface", "blazeface_range": "full"}),
-    "blazeface-track": ("blazeface-track", {"kind": "blazeface-track"}),
+def lfw_changing_frames(hold: int = 15, faces: int = 20):
+    """A face that changes every `hold` frames at one place (drifting 1 px a frame): the first
+    `faces` LFW faces in turn, upscaled to 160 px on the coffee photo. For expression_every:
+    the tracker keeps following the place, so a carried label is wrong until the next read;
+    15 frames is half a second at 30 FPS, the short end of how long an expression lasts."""
+    from skimage import data
+
+    background = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (640, 480))
+    bigs = [
+        cv2.resize(f, (LFW_SIDE, LFW_SIDE), interpolation=cv2.INTER_CUBIC)
+        for f in lfw_faces()[:faces]
+    ]
+    frames = []
+    for i in range(hold * faces):
+        big = bigs[i // hold]
+        x, y = 200 + i % 40, 150 + i % 30
+        frame = background.copy()
+        frame[y : y + LFW_SIDE, x : x + LFW_SIDE] = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+        frames.append(frame)
+    return frames
+
+
+def labels_of(results) -> list[list[tuple]]:
+    return [[(d.box, d.label) for d in r.detections] for r in results]
+
+
+def label_agreement(reference, results) -> float:
+    """Share of the faces found whose label is the one reading every face on every frame gives
+    (the same detector, so the same boxes)."""
+    same = total = 0
+    for ref, got in zip(labels_of(reference), labels_of(results)):
+        assert [b for b, _ in ref] == [b for b, _ in got], "the detector must not depend on reads"
+        same += sum(a == b for (_, a), (_, b) in zip(ref, got))
+        total += len(got)
+    return same / max(total, 1)
+
+
+# Rows: key -> (name, PipelineConfig fields). expression_every > 1 carries each tracked face's
+# scores between reads (device/expression_memory.py); its row also gets the label agreement
+# with the same detector reading every face on every frame.
+ROWS = {
+    "haar": ("haar (full frame)", {"detector": {"kind": "haar", "roi_search": {"enabled": False}}}),
+    "haar-roi": ("haar (ROI search)", {"detector": {"kind": "haar"}}),
+    "blazeface-short": (
+        "blazeface-short",
+        {"detector": {"kind": "blazeface", "blazeface_range": "short"}},
+    ),
+    "blazeface-full": (
+        "blazeface-full",
+        {"detector": {"kind": "blazeface", "blazeface_range": "full"}},
+    ),
+    "blazeface-track": ("blazeface-track (default)", {}),
+    "blazeface-track-e3": (
+        "blazeface-track, expression every 3",
+        {"detector": {"kind": "blazeface-track"}, "expression_every": 3},
+    ),
 }
 
 # Published per-MAC figures for the Pi estimates (MACs only: a floor on the time, so the FPS is a
@@ -74,17 +125,18 @@ PI4_MS_PER_MMAC = {"int8": (0.10, 0.17), "fp32": (0.40, 0.54)}
 PI5_SPEEDUP = (2.0, 3.0)
 
 
-def pipelines(bundle, detectors):
-    for key in detectors:
-        name, detector = DETECTORS[key]
-        yield key, name, Pipeline.from_bundle(bundle, PipelineConfig(detector=detector))
+def pipelines(bundle, keys, **override):
+    """(key, name, pipeline) per row; `override` replaces the rows' PipelineConfig fields."""
+    for key in keys:
+        name, config = ROWS[key]
+        yield key, name, Pipeline.from_bundle(bundle, PipelineConfig(**(config | override)))
 
 
 def run(pipe, frames):
     """(detect ms per frame, total ms per frame, boxes per frame, results)."""
     detect, total, boxes, results = [], [], [], []
-    if hasattr(pipe.detector, "reset"):
-        pipe.detector.reset()
+    pipe.reset()
+    pipe.memory.reads = 0
     if hasattr(pipe.detector, "stats"):
         pipe.detector.stats.update(dict.fromkeys(pipe.detector.stats, 0))
     for frame in frames:
@@ -100,8 +152,7 @@ def run(pipe, frames):
 def run_decoding(pipe, path) -> float:
     """End-to-end FPS with the decode: frames read from the mp4 file one by one, as a camera
     source reads them."""
-    if hasattr(pipe.detector, "reset"):
-        pipe.detector.reset()
+    pipe.reset()
     cap = cv2.VideoCapture(str(path))
     n = 0
     t0 = time.perf_counter()
@@ -160,33 +211,37 @@ def union_reference(frames, full: BlazeFaceDetector) -> list[list]:
     return out
 
 
-def cost(key: str, pipe, results, macs: dict) -> dict:
+def cost(pipe, results, macs: dict) -> dict:
     """MACs and pixels per frame over a pass (scheduled rescans included): the detector's model
-    invokes (fp32) and the expression model's, once per face found (int8). Pixels: what the
-    detector's resizes read from the frame plus its models' input pixels, and per face the
-    expression crop's 48x48. None for Haar (its cascade is not MACs)."""
+    invokes (fp32) and the expression model's, once per face it read (int8: every face found,
+    or fewer with expression_every). Pixels: what the detector's resizes read from the frame
+    plus its models' input pixels, and per face read the expression crop's 48x48. None for Haar
+    (its cascade is not MACs)."""
     frames = len(results)
     faces = sum(len(r.detections) for r in results) / frames
-    expr = faces * macs["expression"]
+    reads = pipe.memory.reads / frames
+    expr = reads * macs["expression"]
     side = 48
-    if key == "blazeface-track":
+    if isinstance(pipe.detector, BlazeFaceTracker):
         st = pipe.detector.stats
-        short = st["crops"] + st["tiles"] + st["verify"]
-        det = (st["full"] * macs["full"] + short * macs["short"]) / frames
-        pixels = (st["pixels_read"] + st["full"] * 192**2 + short * 128**2) / frames
-    elif key.startswith("blazeface-"):
-        variant = key.split("-")[1]
-        det = macs[variant]
+        short = st["tiles"] + st["verify"]
+        # The follow step's graph at its own input side: every layer's MACs scale with its area.
+        follow = st["crops"] * (pipe.detector.follower.variant.size / 128) ** 2
+        det = (st["full"] * macs["full"] + (short + follow) * macs["short"]) / frames
+        pixels = (st["pixels_read"] + st["full"] * 192**2 + (short + follow) * 128**2) / frames
+    elif isinstance(pipe.detector, BlazeFaceDetector):
+        det = macs[{v: k for k, v in VARIANTS.items()}[pipe.detector.variant]]
         pixels = 640 * 480 + pipe.detector.variant.size**2
     else:
-        return {"faces": faces, "expression_mmacs": expr / 1e6}
-    pixels += faces * side * side
+        return {"faces": faces, "reads": reads, "expression_mmacs": expr / 1e6}
+    pixels += reads * side * side
     ms4 = [
         det / 1e6 * PI4_MS_PER_MMAC["fp32"][i] + expr / 1e6 * PI4_MS_PER_MMAC["int8"][i]
         for i in (0, 1)
     ]
     return {
         "faces": faces,
+        "reads": reads,
         "detector_mmacs": det / 1e6,
         "expression_mmacs": expr / 1e6,
         "mmacs": (det + expr) / 1e6,
@@ -236,9 +291,9 @@ def main():
     )
     ap.add_argument(
         "--detectors",
-        default=",".join(DETECTORS),
+        default=",".join(ROWS),
         type=lambda v: [d for d in v.split(",") if d],
-        help=f"comma-separated, of {', '.join(DETECTORS)}",
+        help=f"comma-separated, of {', '.join(ROWS)}",
     )
     args = ap.parse_args()
     if args.repeats < 1:
@@ -247,12 +302,10 @@ def main():
         ap.error(
             f"--bundle {args.bundle}: expected a bundle directory or one of {', '.join(NAMES)}"
         )
-    unknown = sorted(set(args.detectors) - set(DETECTORS))
+    unknown = sorted(set(args.detectors) - set(ROWS))
     if unknown or not args.detectors:
         given = ", ".join(unknown) if unknown else "none given"
-        ap.error(
-            f"--detectors: {given}; expected a comma-separated subset of {', '.join(DETECTORS)}"
-        )
+        ap.error(f"--detectors: {given}; expected a comma-separated subset of {', '.join(ROWS)}")
     cv2.setNumThreads(1)
     video = list(face_video_frames(args.frames))
     scenes = {
@@ -260,6 +313,7 @@ def main():
         "3 faces 40–100 px": list(faces_video_frames(args.frames, faces=3, sides=(40, 100))),
     }
     lfw, lfw_boxes = lfw_frames()
+    agreement_scenes = {"video": video, "LFW faces changing every 15 frames": lfw_changing_frames()}
     haar = HaarDetector()
     haar_video = [haar(to_gray_u8(f)) for f in video]
     full = BlazeFaceDetector(args.bundle / "blazeface_full.tflite", "full")
@@ -324,10 +378,16 @@ def main():
             row["true_recall"][scene] = t_hits / t_n
             r_hits, r_n = matched(union_true[scene], boxes)
             row["union_true_recall"][scene] = r_hits / max(r_n, 1)
-            row["cost"][scene] = cost(key, pipe, results, macs)
-            if key == "blazeface-track" and scene.startswith("1"):
+            row["cost"][scene] = cost(pipe, results, macs)
+            if isinstance(pipe.detector, BlazeFaceTracker) and scene.startswith("1"):
                 stats = dict(pipe.detector.stats)
                 row["stages_ms"] = stage_shares(results, decode_ms, stats)
+        if ROWS[key][1].get("expression_every", 1) > 1:
+            (_, _, every_frame), *_ = pipelines(args.bundle, [key], expression_every=1)
+            row["label_agreement"] = {
+                scene: label_agreement(run(every_frame, frames)[3], run(pipe, frames)[3])
+                for scene, frames in agreement_scenes.items()
+            }
         _, _, lfw_found, _ = run(pipe, lfw)
         lfw_hits, lfw_n = matched([[b] for b in lfw_boxes], lfw_found)
         row["lfw_recall"] = lfw_hits / lfw_n
@@ -383,6 +443,10 @@ def main():
     for r in rows:
         ut = r["union_true_recall"]
         print(f"- {r['detector']}: {100 * ut[one]:.1f}% / {100 * ut[three]:.1f}%")
+    for r in rows:
+        if "label_agreement" in r:
+            agree = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["label_agreement"].items())
+            print(f"Labels of {r['detector']} as reading every face every frame: {agree}")
     for r in rows:
         if "stages_ms" in r:
             total = sum(v for k, v in r["stages_ms"].items() if ":" not in k)

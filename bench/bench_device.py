@@ -23,7 +23,7 @@ def run(bundle: str, video: str, frames: int, roi_search: bool) -> tuple[list, l
     from edgefer.device.pipeline_config import PipelineConfig
     from edgefer.device.sources import open_source
 
-    config = PipelineConfig(detector={"roi_search": {"enabled": roi_search}})
+    config = PipelineConfig(detector={"kind": "haar", "roi_search": {"enabled": roi_search}})
     pipe = Pipeline.from_bundle(bundle, config)
     boxes, timings = [], []
     for frame in open_source(video, frames):

@@ -134,9 +134,11 @@ def main():
             fer_time = peer(args.peer_python, inputs, "timing", args.latency_n)
             ours_lat = latency_ms(runtime.scores, ours_x[: args.latency_n, None])
             ours_fps = {}
-            for name, pipe in pipelines(bundle):
+            for _, name, pipe in pipelines(
+                bundle, ["haar", "haar-roi", "blazeface-short", "blazeface-full"]
+            ):
                 run(pipe, frames[:10])  # warm-up, as bench_detectors.py
-                _, total, found = run(pipe, frames)
+                _, total, found, _ = run(pipe, frames)
                 ours_fps[name] = {"frame_ms": total.tolist(), "faces": [len(b) for b in found]}
 
     truth = test.labels

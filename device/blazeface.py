@@ -104,7 +104,12 @@ class BlazeFaceDetector:
         iou_threshold: float = 0.3,
         threads: int = 1,
         framing: dict | None = None,
+        input_size: int | None = None,
     ):
+        """`input_size`: run the graph on a square input of this side instead of its own (it is
+        fully convolutional; the anchors follow the grid). For crops where a face fills a fixed
+        share of the input: at 64 px short-range BlazeFace finds such a face as well as at 128
+        for a quarter of the MACs (docs/BENCHMARKS.md, "Every face, fast")."""
         if variant not in VARIANTS:
             raise EdgeferError(
                 f"blazeface variant '{variant}': expected one of {', '.join(VARIANTS)}"
@@ -122,8 +127,17 @@ class BlazeFaceDetector:
             raise EdgeferError(
                 f"{path}: input {list(inp['shape'])} is not BlazeFace {variant}'s {want}"
             )
-        outs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
         self.input_index = inp["index"]
+        if input_size is not None and input_size != self.variant.size:
+            stride = max(s for s, _ in self.variant.layers)
+            if input_size <= 0 or input_size % stride:
+                raise EdgeferError(
+                    f"blazeface input_size {input_size}: expected a positive multiple of {stride}"
+                )
+            self.variant = Variant(input_size, self.variant.layers)
+            self.interpreter.resize_tensor_input(self.input_index, [1, input_size, input_size, 3])
+            self.interpreter.allocate_tensors()
+        outs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
         self.regressors_index, self.logits_index = outs[0]["index"], outs[1]["index"]
         self.anchor_xy = anchors(self.variant)
         if len(self.anchor_xy) != int(outs[1]["shape"][1]):

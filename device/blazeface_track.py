@@ -22,6 +22,7 @@ the `blazeface` detector's. `stats` counts the invokes and pixels, for the cost 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -42,18 +43,22 @@ class TrackConfig(DetectorOptions):
     track_rescan_every: int = Field(15, ge=1)  # frames between full-range scans of the frame
     # Side in px of the short-range tiles that find faces too small for the full-range scan; 0: off
     track_tile: int = Field(320, ge=0)
-    track_crop: float = Field(2.5, ge=1.2, le=6)  # crop side / face side: face = 1/this of input
+    track_crop: float = Field(2.0, ge=1.2, le=6)  # crop side / face side: face = 1/this of input
+    # The follow step's input side: 64 finds a face filling half the input as well as 128 does
+    # (docs/BENCHMARKS.md, "Every face, fast"), for a quarter of the MACs.
+    track_input: Literal[64, 96, 128] = 64
     track_threshold: float = Field(0.5, gt=0, lt=1)  # a face in its crop below this is lost
     # A face in a tile is a candidate from this score: a 40-50 px face scores 0.3-0.75 there...
     track_tile_threshold: float = Field(0.3, gt=0, lt=1)
-    # ...and a new face from a tile becomes a track only if its own crop (where it fills
-    # 1/track_crop of the input) scores this: on bench frames (docs/BENCHMARKS.md, issue 25)
-    # every one of 319 true tile faces scored >= 0.75 there, none of 54 false ones did.
+    # ...and a new face from a tile becomes a track only if its own crop (VERIFY_CROP times its
+    # side, at the model's own 128 px) scores this: on bench frames (docs/BENCHMARKS.md, issue
+    # 25) every one of 319 true tile faces scored >= 0.75 there, none of 54 false ones did.
     track_verify_threshold: float = Field(0.75, gt=0, lt=1)
     track_full_threshold: float = Field(0.5, gt=0, lt=1)  # the full-range scan's face confidence
 
 
 DEFAULT_TRACK = TrackConfig()
+VERIFY_CROP = 2.5  # what track_verify_threshold was measured with
 
 # What `BlazeFaceTracker.stats` counts: frames, full-range scans, crops, tiles and verifications
 # (short-range invokes), the frame pixels the resizes read, and the milliseconds of each stage.
@@ -97,27 +102,32 @@ class BlazeFaceTracker:
         short: BlazeFaceDetector,
         full: BlazeFaceDetector,
         config: TrackConfig = DEFAULT_TRACK,
+        follower: BlazeFaceDetector | None = None,
     ):
+        """`short` (at its own 128 px) scans the tiles and verifies their faces; `follower`, the
+        short-range model at `track_input` px (default: `short`), follows the known faces."""
         self.short, self.full, self.config = short, full, config
-        self.size = short.variant.size
+        self.follower = follower or short
         self.tracks: list[tuple[Raw, str]] = []  # raw box, variant that found it
         self.phase = 0  # frame of the scan cycle: 0 scans the whole frame
-        self.canvas = np.zeros((self.size, self.size), np.uint8)
+        self.canvases = {
+            m.variant.size: np.zeros((m.variant.size,) * 2, np.uint8)
+            for m in (short, self.follower)
+        }
         self.stats = dict.fromkeys(STATS, 0)
 
     def reset(self) -> None:
         self.tracks, self.phase = [], 0
 
-    def square_input(self, gray: np.ndarray, x0: float, y0: float, side: float):
-        """The short-range model's input for the square (x0, y0, side) of the frame (black where
-        it runs past the frame, the rest in place), and how to map its input pixels back:
-        (origin x, origin y, frame pixels per input pixel in x, in y)."""
-        n = self.size
+    def square_input(self, gray: np.ndarray, x0: float, y0: float, side: float, n: int):
+        """The input (n x n) of a short-range model for the square (x0, y0, side) of the frame
+        (black where it runs past the frame, the rest in place), and how to map its input pixels
+        back: (origin x, origin y, frame pixels per input pixel in x, in y)."""
         per = side / n  # frame pixels per input pixel
         H, W = gray.shape[:2]
         ix0, iy0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
         ix1, iy1 = min(W, int(np.ceil(x0 + side))), min(H, int(np.ceil(y0 + side)))
-        canvas = self.canvas
+        canvas = self.canvases[n]
         canvas[:] = 0
         origin = (x0, y0, per, per)
         if ix1 > ix0 and iy1 > iy0:
@@ -141,20 +151,25 @@ class BlazeFaceTracker:
         rgb -= 1
         return rgb[None], origin
 
-    def short_range(self, gray, x0: float, y0: float, side: float, threshold: float) -> list[Raw]:
+    def short_range(
+        self, model: BlazeFaceDetector, gray, x0: float, y0: float, side: float, threshold: float
+    ) -> list[Raw]:
         """Short-range BlazeFace's faces in the square (x0, y0, side), in frame pixels."""
-        x, (ox, oy, sx, sy) = self.square_input(gray, x0, y0, side)
-        n = self.size
+        n = model.variant.size
+        x, (ox, oy, sx, sy) = self.square_input(gray, x0, y0, side, n)
         return [
             (ox + b[0] * n * sx, oy + b[1] * n * sy, ox + b[2] * n * sx, oy + b[3] * n * sy)
-            for b, _ in self.short.infer(x, threshold)
+            for b, _ in model.infer(x, threshold)
         ]
 
-    def follow(self, gray: np.ndarray, box: Raw, threshold: float) -> Raw | None:
-        """The face in the crop around `box` nearest its centre, in frame pixels, or None."""
+    def follow(
+        self, model: BlazeFaceDetector, gray: np.ndarray, box: Raw, crop: float, threshold: float
+    ) -> Raw | None:
+        """The face in the crop (`crop` times its side) around `box` nearest its centre, in
+        frame pixels, or None."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        side = max(box[2] - box[0], box[3] - box[1]) * self.config.track_crop
-        boxes = self.short_range(gray, cx - side / 2, cy - side / 2, side, threshold)
+        side = max(box[2] - box[0], box[3] - box[1]) * crop
+        boxes = self.short_range(model, gray, cx - side / 2, cy - side / 2, side, threshold)
         if not boxes:
             return None
         return min(
@@ -188,7 +203,10 @@ class BlazeFaceTracker:
         t0 = time.perf_counter()
         c = self.config
         stats["crops"] += len(self.tracks)
-        followed = [self.follow(gray, box, c.track_threshold) for box, _ in self.tracks]
+        followed = [
+            self.follow(self.follower, gray, box, c.track_crop, c.track_threshold)
+            for box, _ in self.tracks
+        ]
         kept = [(b, "short") for b in followed if b is not None]
         t1 = time.perf_counter()
         found: list[tuple[Raw, str]] = []
@@ -197,10 +215,12 @@ class BlazeFaceTracker:
         t2 = time.perf_counter()
         for x, y in self.tiles_now(gray):
             stats["tiles"] += 1
-            for b in self.short_range(gray, x, y, c.track_tile, c.track_tile_threshold):
+            for b in self.short_range(self.short, gray, x, y, c.track_tile, c.track_tile_threshold):
                 if all(iou_raw(b, k) < 0.3 for k, _ in kept + found):
                     stats["verify"] += 1
-                    verified = self.follow(gray, b, c.track_verify_threshold)
+                    verified = self.follow(
+                        self.short, gray, b, VERIFY_CROP, c.track_verify_threshold
+                    )
                     if verified is not None:
                         found.append((verified, "short"))
         t3 = time.perf_counter()
@@ -236,8 +256,9 @@ def blazeface_track(options: TrackConfig, context: DetectorContext) -> BlazeFace
     """Full-range BlazeFace every track_rescan_every frames, short-range on a crop per face in
     between (on the pipeline's interpreter threads)."""
 
-    def model(variant: str) -> BlazeFaceDetector:
+    def model(variant: str, input_size: int | None = None) -> BlazeFaceDetector:
         path = verify_file(context.bundle_dir, context.manifest.detector(variant))
-        return BlazeFaceDetector(path, variant, threads=context.threads)
+        return BlazeFaceDetector(path, variant, threads=context.threads, input_size=input_size)
 
-    return BlazeFaceTracker(model("short"), model("full"), options)
+    follower = model("short", options.track_input)
+    return BlazeFaceTracker(model("short"), model("full"), options, follower)

@@ -18,6 +18,7 @@ import numpy as np
 from edgefer.device.backends import open_runtime
 from edgefer.device.detector import Box
 from edgefer.device.detectors import DetectorContext
+from edgefer.device.expression_memory import ExpressionMemory
 from edgefer.device.manifest import Manifest
 from edgefer.device.pipeline_config import DetectorConfig, PipelineConfig
 from edgefer.device.runtimes import Runtime
@@ -83,6 +84,7 @@ class Model:
     manifest: Manifest
     threads: int = 1
     margin: float = 0.0
+    expression_every: int = 1
 
     @classmethod
     def open(cls, bundle_dir: str | Path, config: PipelineConfig = DEFAULT) -> Model:
@@ -95,29 +97,52 @@ class Model:
             config.format,
             config.providers,
         )
-        return cls(Path(bundle_dir), runtime, manifest, config.threads, config.margin)
+        return cls(
+            Path(bundle_dir),
+            runtime,
+            manifest,
+            config.threads,
+            config.margin,
+            config.expression_every,
+        )
 
     def pipeline(self, detector: DetectorConfig) -> Pipeline:
         """This model behind a new detector."""
         built = detector.build(DetectorContext(self.bundle_dir, self.manifest, self.threads))
-        return Pipeline(self.runtime, self.manifest, built, self.margin)
+        kind = detector.kind_for(self.manifest)
+        return Pipeline(
+            self.runtime, self.manifest, built, self.margin, self.expression_every, kind
+        )
 
 
 class Pipeline:
-    def __init__(self, runtime: Runtime, manifest: Manifest, detector, margin: float = 0.0):
+    def __init__(
+        self,
+        runtime: Runtime,
+        manifest: Manifest,
+        detector,
+        margin: float = 0.0,
+        expression_every: int = 1,
+        detector_kind: str = "custom",
+    ):
+        """`detector_kind`: what /status names the detector (the registered kind it was built
+        as; "custom" for one passed in directly)."""
         self.runtime, self.manifest, self.detector, self.margin = (
             runtime,
             manifest,
             detector,
             margin,
         )
+        self.memory = ExpressionMemory(expression_every)
+        self.detector_kind = detector_kind
         self.prep = Preprocessing.from_dict(manifest.preprocessing.model_dump())
         self.labels = manifest.labels
 
     @classmethod
     def from_bundle(cls, bundle_dir: str | Path, config: PipelineConfig = DEFAULT) -> Pipeline:
         """The bundle's model on `config.backend`, behind the detector `config.detector` names
-        (by default Haar, searching around known faces between full scans)."""
+        (by default blazeface-track where the bundle has BlazeFace, Haar with its ROI search
+        where not)."""
         return Model.open(bundle_dir, config).pipeline(config.detector)
 
     def __call__(self, frame) -> FrameResult:
@@ -127,13 +152,32 @@ class Pipeline:
         try:
             return self._process(frame, t0)
         except Exception as exc:  # noqa: BLE001 - whatever failed is this frame's error
-            if hasattr(self.detector, "reset"):
-                self.detector.reset()  # the tracked faces may belong to a frame before the gap
+            self.reset()  # the tracked faces may belong to a frame before the gap
             why = str(exc).strip().splitlines()
             return FrameResult(
                 timings={"total": (time.perf_counter() - t0) * 1000},
                 error=why[0] if why else type(exc).__name__,
             )
+
+    def reset(self) -> None:
+        """Forget the faces of earlier frames (the detector's tracks, the remembered scores):
+        for a frame that does not follow the last one."""
+        if hasattr(self.detector, "reset"):
+            self.detector.reset()
+        self.memory.reset()
+
+    def read(self, gray: np.ndarray, boxes: list[Box], timings: dict) -> np.ndarray:
+        """The model's scores for these faces, one call for all of them (batch-1 models loop
+        inside); their crop and normalisation time added to timings["preprocess"], the model's
+        to timings["inference"]."""
+        t0 = time.perf_counter()
+        crops = np.stack([crop_face(gray, b, self.margin, self.prep.size) for b in boxes])
+        x = self.prep.apply(crops)
+        t1 = time.perf_counter()
+        scores = self.runtime.scores(x)
+        timings["preprocess"] += (t1 - t0) * 1000
+        timings["inference"] += (time.perf_counter() - t1) * 1000
+        return scores
 
     def _process(self, frame, t0: float) -> FrameResult:
         if frame is None or np.asarray(frame).size == 0:
@@ -142,31 +186,21 @@ class Pipeline:
         boxes = self.detector(gray)
         t1 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1000}
+        timings |= {"preprocess": 0.0, "inference": 0.0}
+        scores = self.memory.scores(
+            boxes, lambda due: self.read(gray, [boxes[i] for i in due], timings)
+        )
         detections = []
-        if boxes:
-            crops = np.stack([crop_face(gray, b, self.margin, self.prep.size) for b in boxes])
-            x = self.prep.apply(crops)
-            t2 = time.perf_counter()
-            scores = self.runtime.scores(x)  # one call for all faces; batch-1 models loop inside
-            t3 = time.perf_counter()
-            for box, s in zip(boxes, scores):
-                best = int(np.argmax(s))
-                detections.append(
-                    Detection(
-                        box,
-                        self.labels[best],
-                        float(s[best]),
-                        dict(zip(self.labels, map(float, s))),
-                    )
+        for box, s in zip(boxes, scores):
+            best = int(np.argmax(s))
+            detections.append(
+                Detection(
+                    box, self.labels[best], float(s[best]), dict(zip(self.labels, map(float, s)))
                 )
-            t4 = time.perf_counter()
-            timings.update(
-                preprocess=(t2 - t1) * 1000,
-                inference=(t3 - t2) * 1000,
-                postprocess=(t4 - t3) * 1000,
             )
-        else:
-            timings.update(preprocess=0.0, inference=0.0, postprocess=0.0)
+        t3 = time.perf_counter()
+        # What the memory's matching and the labels took (reads are in preprocess and inference).
+        timings["postprocess"] = (t3 - t1) * 1000 - timings["preprocess"] - timings["inference"]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return FrameResult(detections, timings)
 

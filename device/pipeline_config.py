@@ -32,7 +32,8 @@ from edgefer.device.detectors import DETECTORS, Detect, DetectorContext, Detecto
 from edgefer.device.formats import NAMES as FORMATS
 from edgefer.device.manifest import Manifest
 
-DEFAULT_DETECTOR = "haar"
+# The default [detector] kind: not a detector of its own, but the fastest one the bundle allows.
+AUTO = "auto"
 
 
 class Section(BaseModel):
@@ -62,7 +63,7 @@ class DetectorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str = DEFAULT_DETECTOR
+    kind: str = AUTO
     options: dict[str, SerializeAsAny[DetectorOptions]]  # every registered detector's, by kind
 
     @model_validator(mode="before")
@@ -71,9 +72,9 @@ class DetectorConfig(BaseModel):
         if not isinstance(data, dict):
             return data  # pydantic says that a table was expected
         given = dict(data)
-        kind = given.pop("kind", DEFAULT_DETECTOR)
-        if not (isinstance(kind, str) and kind in DETECTORS):
-            raise invalid(("kind",), f"Input should be {one_of(DETECTORS)}", kind)
+        kind = given.pop("kind", AUTO)
+        if not (isinstance(kind, str) and (kind == AUTO or kind in DETECTORS)):
+            raise invalid(("kind",), f"Input should be {one_of([AUTO, *DETECTORS])}", kind)
         owner = {key: k for k, entry in DETECTORS.items() for key in entry.options.model_fields}
         for key, value in given.items():
             if key not in owner:
@@ -93,9 +94,7 @@ class DetectorConfig(BaseModel):
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema, handler) -> dict:
         """The table as an editor sees it: every registered detector's options as keys."""
-        properties = {
-            "kind": {"enum": list(DETECTORS), "type": "string", "default": DEFAULT_DETECTOR}
-        }
+        properties = {"kind": {"enum": [AUTO, *DETECTORS], "type": "string", "default": AUTO}}
         for entry in DETECTORS.values():
             schema = handler.resolve_ref_schema(handler(entry.options.__pydantic_core_schema__))
             properties |= schema["properties"]
@@ -107,17 +106,25 @@ class DetectorConfig(BaseModel):
             "additionalProperties": False,
         }
 
-    @property
-    def selected(self) -> DetectorOptions:
-        """The options of the detector that runs."""
-        return self.options[self.kind]
+    def kind_for(self, manifest: Manifest) -> str:
+        """The detector that runs on this bundle: `kind`, or for `auto` blazeface-track where
+        the bundle has both BlazeFace models (the bundled ones do; `edgefer convert --detector`
+        adds them) and haar where it has not. Why: on issue 25's bench videos blazeface-track
+        runs ~2.7x Haar's ROI search and finds every true face, where the ROI search misses
+        2.5-15% (docs/BENCHMARKS.md, "Every face, fast"); Haar needs no detector model."""
+        if self.kind != AUTO:
+            return self.kind
+        have = {d.variant for d in manifest.detectors}
+        return "blazeface-track" if {"short", "full"} <= have else "haar"
 
     def build(self, context: DetectorContext) -> Detect:
-        return DETECTORS[self.kind].build(self.selected, context)
+        kind = self.kind_for(context.manifest)
+        return DETECTORS[kind].build(self.options[kind], context)
 
     def check_bundle(self, manifest: Manifest) -> None:
         """EdgeferError where the bundle lacks a model the detector loads."""
-        DETECTORS[self.kind].check_bundle(self.selected, manifest)
+        kind = self.kind_for(manifest)
+        DETECTORS[kind].check_bundle(self.options[kind], manifest)
 
 
 class DelegateConfig(Section):
@@ -135,6 +142,9 @@ class PipelineConfig(Section):
     format: Literal[FORMATS] | None = None  # force a bundle artifact (default: the backend's best)
     providers: list[str] | None = None  # ONNX Runtime execution providers
     margin: float = Field(0.0, ge=0, le=1)  # grow face boxes by this share per side for the crop
+    # Read each tracked face's expression every N frames, a new or moved face at once (the
+    # scores carried in between): for video only (device/expression_memory.py).
+    expression_every: int = Field(1, ge=1, le=30)
     detector: DetectorConfig = DetectorConfig()
 
     @model_validator(mode="after")

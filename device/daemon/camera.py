@@ -204,7 +204,7 @@ class Camera:
         return {
             "healthy": self.healthy(),
             "fps": self.fps(),
-            "detector": self.config.detector.kind,
+            "detector": self.pipeline.detector_kind,
             "source": {
                 "uri": self.uri,
                 "state": cap.state,

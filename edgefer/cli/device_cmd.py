@@ -15,7 +15,7 @@ from edgefer.cli.common import apply_options, bundle_param, comma_list, format_t
 from edgefer.device.backends import PREFERENCES
 from edgefer.device.delegates import parse_options
 from edgefer.device.detectors import DETECTORS
-from edgefer.device.pipeline_config import PipelineConfig
+from edgefer.device.pipeline_config import AUTO, PipelineConfig
 from edgefer.errors import EdgeferError, dotted, validation_line
 
 # The flags that set a PipelineConfig key, by click parameter name: the config is built from them
@@ -38,7 +38,9 @@ def detector_help() -> str:
     kinds = "; ".join(
         f"{k}: {entry.build.__doc__.splitlines()[0].rstrip('.')}" for k, entry in DETECTORS.items()
     )
-    return f"Face detector ({kinds})."
+    return (
+        f"Face detector: auto (blazeface-track where the bundle has BlazeFace, else haar); {kinds}."
+    )
 
 
 PIPELINE_OPTIONS = [
@@ -50,7 +52,9 @@ PIPELINE_OPTIONS = [
         help="Bundle directory made by `edgefer convert`, or a bundled model by name: "
         f"{', '.join(NAMES)} (default: {DEFAULT}).",
     ),
-    config_option("--detector", ("detector", "kind"), detector_help(), metavar="|".join(DETECTORS)),
+    config_option(
+        "--detector", ("detector", "kind"), detector_help(), metavar="|".join([AUTO, *DETECTORS])
+    ),
     config_option(
         "--blazeface-range",
         ("detector", "blazeface_range"),
@@ -134,7 +138,7 @@ PIPELINE_OPTIONS = [
     click.option(
         "--naive",
         is_flag=True,
-        help="Full-frame detection on every frame, no ROI search (slow reference).",
+        help="Haar on every full frame, no ROI search (the slow reference).",
     ),
     config_option(
         "--full-every",
@@ -155,6 +159,13 @@ PIPELINE_OPTIONS = [
         "Grow each face box by this share per side before cropping, 0 to 1.",
         metavar="NUMBER",
     ),
+    config_option(
+        "--expression-every",
+        ("expression_every",),
+        "Read each tracked face's expression every N frames of a video or camera (a new face "
+        "at once, the scores carried in between); images are always read each.",
+        metavar="N",
+    ),
 ]
 pipeline_options = apply_options(PIPELINE_OPTIONS)
 FLAGS = {key: "--" + param.replace("_", "-") for param, key in CONFIG_KEYS.items()}
@@ -167,8 +178,11 @@ def flag_of(loc: tuple) -> str:
 
 def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
     """The PipelineConfig the flags ask for; a bad value is one line naming the flag. The ROI
-    search needs consecutive frames: it is on for a video or camera, unless --naive."""
+    search and --expression-every need consecutive frames: on for a video or camera only (the
+    ROI search unless --naive)."""
     data: dict = {"detector": {"roi_search": {"enabled": video and not flags["naive"]}}}
+    if flags["naive"]:
+        data["detector"]["kind"] = "haar"  # the slow reference, unless --detector says another
     for param, key in CONFIG_KEYS.items():
         value = flags[param]
         if value is None or value is False or value == ():  # not given: the config's default
@@ -182,9 +196,11 @@ def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
             node = node.setdefault(k, {})
         node[key[-1]] = value
     try:
-        return PipelineConfig.model_validate(data)
+        config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise EdgeferError(validation_line(exc, "option", flag_of)) from None
+    # Unrelated images: a face at the same place in the next one is another face.
+    return config if video else config.model_copy(update={"expression_every": 1})
 
 
 @click.command()

@@ -111,3 +111,22 @@ def test_the_bundled_manifest_lists_both_detectors():
     m = json.loads((default_bundle() / "manifest.json").read_text())
     assert {d["variant"] for d in m["detectors"]} == {"short", "full"}
     assert all("Apache-2.0" in d["source"] for d in m["detectors"])
+
+
+@pytest.mark.parametrize("side", [128, 64])
+def test_a_smaller_input_finds_a_face_filling_half_of_it_where_the_full_size_does(side):
+    """The short-range graph at 64 px (what blazeface-track follows faces with): a face that
+    fills half the input is found in the same place as at the model's own 128 px."""
+    from edgefer.samples import astronaut_head
+
+    head = to_gray_u8(astronaut_head())  # 190 px, the face's 95 px centred
+    det = BlazeFaceDetector(default_bundle() / "blazeface_short.tflite", input_size=side)
+    assert det.variant.size == side and len(det.anchor_xy) == 896 * side**2 // 128**2
+    (box, score), *rest = det.detect(head)
+    assert not rest and score > 0.8
+    assert iou(box, (47, 47, 95, 95)) > 0.6, box
+
+
+def test_an_input_size_off_the_models_grid_is_refused():
+    with pytest.raises(EdgeferError, match="input_size 72: expected a positive multiple of 16"):
+        BlazeFaceDetector(default_bundle() / "blazeface_short.tflite", input_size=72)

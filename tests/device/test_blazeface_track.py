@@ -103,7 +103,7 @@ def test_the_kind_is_registered_with_its_own_options(tiny_bundle, astronaut_bgr)
     assert DETECTORS["blazeface-track"].options is TrackConfig
     assert all(name.startswith("track_") for name in TrackConfig.model_fields)
     config = PipelineConfig(detector={"kind": "blazeface-track", "track_rescan_every": 3})
-    assert config.detector.selected == TrackConfig(track_rescan_every=3)
+    assert config.detector.options["blazeface-track"] == TrackConfig(track_rescan_every=3)
     with pytest.raises(EdgeferError, match="--detector blazeface-short"):
         config.detector.check_bundle(load_manifest(tiny_bundle))
     pipe = Pipeline.from_bundle(default_bundle(), config)

@@ -40,6 +40,8 @@ def camera_on(model, uri, **source) -> Camera:
 class FixedFace:
     """A pipeline that finds one face in every frame, scored over `labels`."""
 
+    detector_kind = "fixed"
+
     def __init__(self, labels):
         self.labels = list(labels)
 

@@ -85,7 +85,7 @@ def test_schema_describes_every_key_for_editors():
     schema = json.loads(res.output)
     assert set(schema["properties"]) == {
         "bundle", "backend", "threads", "delegate", "fallback", "format", "providers", "margin",
-        "source", "detector", "tracking", "cameras", "events", "outputs", "server",
+        "expression_every", "source", "detector", "tracking", "cameras", "events", "outputs", "server",
     }  # fmt: skip
     cameras = schema["properties"]["cameras"]
     assert cameras["additionalProperties"] == {"$ref": "#/$defs/CameraConfig"}
@@ -95,10 +95,20 @@ def test_schema_describes_every_key_for_editors():
     assert set(schema["$defs"]["DelegateConfig"]["properties"]) == {"library", "options"}
     detector = schema["$defs"]["DetectorConfig"]
     assert detector["additionalProperties"] is False  # an editor flags a misspelt key
-    assert detector["properties"]["kind"]["enum"] == ["haar", "blazeface", "blazeface-track"]
-    assert {"blazeface_range", "threshold", "scale_factor", "min_size", "roi_search"} <= set(
-        detector["properties"]
-    )
+    assert detector["properties"]["kind"]["enum"] == [
+        "auto",
+        "haar",
+        "blazeface",
+        "blazeface-track",
+    ]
+    assert {
+        "blazeface_range",
+        "threshold",
+        "scale_factor",
+        "min_size",
+        "roi_search",
+        "track_input",
+    } <= set(detector["properties"])
 
 
 def test_the_example_config_is_valid(tmp_path):
@@ -118,7 +128,7 @@ def test_the_example_config_is_valid(tmp_path):
     (tmp_path / "two.toml").write_text(two)
     cameras = load_config(tmp_path / "two.toml", environ={}).cameras
     assert list(cameras) == ["door", "yard"]
-    assert cameras["yard"].detector.kind == "blazeface" and cameras["door"].detector.kind == "haar"
+    assert cameras["yard"].detector.kind == "blazeface" and cameras["door"].detector.kind == "auto"
     assert cameras["yard"].tracking.lost_after == 2.0 and cameras["door"].tracking.lost_after == 1.0
 
 
@@ -301,7 +311,8 @@ def test_a_reload_that_cannot_work_keeps_the_running_daemon(
         "port in use": text.replace("port = 0", f"port = {busy.getsockname()[1]}"),
         "unwritable events path": text.replace(str(events), str(tmp_path / "file" / "e.jsonl")),
         "bad bundle": f'bundle = "{tmp_path}"\n' + text,
-        "missing cascade": text + f'[detector]\ncascade = "{tmp_path / "none.xml"}"\n',
+        "missing cascade": text
+        + f'[detector]\nkind = "haar"\ncascade = "{tmp_path / "none.xml"}"\n',
     }[change]
     config_file.write_text(new)
     with caplog.at_level(logging.ERROR, "edgefer.daemon"):
@@ -361,7 +372,7 @@ def test_a_source_that_goes_away_is_503_and_a_source_down_event_then_up_again(
     """The source goes away after frames flowed: /healthz turns 503 once no frame came for
     stall_seconds (a stall check that stops after the first frame would keep answering 200),
     /status names the cause, and consumers hear it: a source_down event with the cause on JSONL
-    and MQTT, and the retained <prefix>/source state; frames back give source_up."""
+    and MQTT, and the retained <prefix>/<camera>/source state; frames back give source_up."""
     import shutil
 
     video = tmp_path / "going.mp4"

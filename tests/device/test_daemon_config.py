@@ -38,7 +38,7 @@ def test_file_then_environment_then_flags(tmp_path):
         ("[source]\nurl = 1\n", "key source.url: Extra inputs are not permitted"),
         (
             '[detector]\nkind = "yolo"\n',
-            "key detector.kind: Input should be 'haar', 'blazeface' or 'blazeface-track'",
+            "key detector.kind: Input should be 'auto', 'haar', 'blazeface' or 'blazeface-track'",
         ),
         ("[tracking\n", "not valid TOML"),
         ('[server]\nbind = "0.0.0.0"\n', "bind 0.0.0.0 is not loopback: set token_file"),

@@ -57,7 +57,7 @@ def test_a_registered_detector_is_valid_in_a_config_and_runs(
 ):
     path = write(tmp_path, f'bundle = "{tiny_bundle}"\n[detector]\nkind = "fake"\nfake_side = 60\n')
     config = load_config(path, environ={})
-    assert config.detector.selected == FakeOptions(fake_side=60)
+    assert config.detector.options["fake"] == FakeOptions(fake_side=60)
     (d,) = build_pipeline(config)(astronaut_bgr).detections
     assert d.box == (10, 10, 60, 60)
     bad = write(tmp_path, '[detector]\nkind = "fake"\nfake_side = 0\n')
@@ -98,9 +98,9 @@ def test_an_unknown_kind_is_one_line_naming_the_key_and_the_registered_kinds(
     if registered:
         request.getfixturevalue("fake_detector")
     kinds = (
-        "'haar', 'blazeface', 'blazeface-track' or 'fake'"
+        "'auto', 'haar', 'blazeface', 'blazeface-track' or 'fake'"
         if registered
-        else "'haar', 'blazeface' or 'blazeface-track'"
+        else "'auto', 'haar', 'blazeface' or 'blazeface-track'"
     )
     path = write(tmp_path, '[detector]\nkind = "yolo"\n')
     with pytest.raises(EdgeferError) as err:
@@ -175,7 +175,7 @@ def test_old_configs_load_unchanged(tmp_path):
     """The keys the daemon had before the pipeline options joined it, read as they were."""
     example = load_config(EXAMPLE, environ={})
     assert (example.backend, example.threads, example.margin) == ("cpu", 1, 0.0)
-    assert example.detector.kind == "haar" and example.detector.selected == HaarConfig()
+    assert example.detector.kind == "auto" and example.detector.options["haar"] == HaarConfig()
     old = write(
         tmp_path,
         'backend = "onnx"\nthreads = 2\nmargin = 0.1\n'
@@ -185,7 +185,10 @@ def test_old_configs_load_unchanged(tmp_path):
     config = load_config(old, environ={})
     assert (config.backend, config.threads, config.margin) == ("onnx", 2, 0.1)
     assert config.detector.kind == "blazeface"
-    assert config.detector.selected.model_dump() == {"blazeface_range": "full", "threshold": 0.6}
+    assert config.detector.options["blazeface"].model_dump() == {
+        "blazeface_range": "full",
+        "threshold": 0.6,
+    }
     assert config.tracking.smoothing == "vote"
     # --print-config's output is a config that reads back the same.
     printed = json.loads(json.dumps(config.masked()))
@@ -194,14 +197,34 @@ def test_old_configs_load_unchanged(tmp_path):
 
 
 def test_flags_and_the_config_make_the_same_pipeline_config(tiny_bundle):
-    """`--min-size 60 --naive` is `[detector] min_size = 60` with the ROI search off."""
+    """`--min-size 60 --naive` is `[detector] kind = "haar"`, `min_size = 60`, the ROI search
+    off."""
     from edgefer.cli.device_cmd import detect, pipeline_config
 
     flags = {p.name: p.default for p in detect.params if p.name not in NOT_PIPELINE}
     flags |= {"min_size": "60", "naive": True}
     got = pipeline_config(flags, video=True)
-    assert got == PipelineConfig(detector={"min_size": 60, "roi_search": {"enabled": False}})
+    assert got == PipelineConfig(
+        detector={"kind": "haar", "min_size": 60, "roi_search": {"enabled": False}}
+    )
     assert type(Pipeline.from_bundle(tiny_bundle, got).detector) is HaarDetector
 
 
 NOT_PIPELINE = {"bundle", "source", "frames", "save", "as_json"}
+
+
+def test_auto_runs_blazeface_track_where_the_bundle_has_blazeface_and_haar_where_not(tiny_bundle):
+    """The default kind: the bundled model carries both BlazeFace models, the tiny test bundle
+    none; /status names the detector that runs, not "auto"."""
+    from edgefer.bundled import default_bundle
+    from edgefer.device.blazeface_track import BlazeFaceTracker
+
+    assert PipelineConfig().detector.kind == "auto"
+    with_models = Pipeline.from_bundle(default_bundle())
+    assert type(with_models.detector) is BlazeFaceTracker
+    assert with_models.detector_kind == "blazeface-track"
+    without = Pipeline.from_bundle(tiny_bundle)
+    assert type(without.detector) is RoiSearchDetector and without.detector_kind == "haar"
+    # An explicit kind is kept whatever the bundle has.
+    haar = Pipeline.from_bundle(default_bundle(), PipelineConfig(detector={"kind": "haar"}))
+    assert type(haar.detector) is RoiSearchDetector and haar.detector_kind == "haar"
