@@ -1,17 +1,19 @@
-"""Haar vs BlazeFace (short and full range) on the same frames, one thread each.
+"""Face detectors (Haar, BlazeFace short and full range, blazeface-track) on the same frames,
+one thread each, each behind the int8 expression model.
 
-Frames: the 640x480 moving-face video of `edgefer/samples.py` (300 frames), and 100 frames that
-each hold one LFW face (scikit-image's subset, upscaled to 160 px) at a seeded place on the coffee
-photo — there the true face box is known. Per detector: detector ms p50/p95, end-to-end FPS of
-the pipeline (detect + crop + int8 expression model) on frames already in memory, recall of the
-known LFW faces, and agreement with full-frame Haar on the video (share of Haar's boxes the
-detector also finds, IoU >= 0.3). For BlazeFace also the compute floor: the detector's and the
-expression model's `invoke` alone, timed back to back on inputs already set (warm caches, no
-pre/post-processing), and the FPS that floor allows with one face a frame — no pipeline code can
-beat it on this CPU, so it says whether an FPS target is reachable with these models at all.
+Frames: the 640x480 moving-face video of `edgefer/samples.py` (300 frames); two scenes with true
+boxes ("1 face 40-300 px", "3 faces 40-100 px"); and 100 frames that each hold one LFW face
+(scikit-image's subset, upscaled to 160 px) at a seeded place on the coffee photo. Per row:
+detector ms p50/p95, end-to-end FPS on frames in memory and read from an mp4, recall against
+full-frame Haar's boxes, against the union of full-frame Haar and full-range BlazeFace, and
+against the true boxes; MACs and pixels per frame with Pi 4 / Pi 5 estimates; the share of each
+stage for blazeface-track; for rows that carry expressions between reads (expression_every),
+the label agreement with reading every face on every frame. For single-model BlazeFace rows
+also the compute floor: the detector's and the expression model's `invoke` alone, and the FPS
+that floor allows with one face a frame.
 
     python bench/bench_detectors.py [--frames 300] [--repeats 1] [--json out.json] [--bundle DIR]
-        [--detectors haar,haar-roi,blazeface-short,blazeface-full]
+        [--detectors haar,haar-roi,blazeface-short,blazeface-full,blazeface-track,...]
 """
 
 from __future__ import annotations
@@ -106,6 +108,10 @@ ROWS = {
     "blazeface-full": (
         "blazeface-full",
         {"detector": {"kind": "blazeface", "blazeface_range": "full"}},
+    ),
+    "blazeface-track-128": (
+        "blazeface-track, following at 128 px (before)",
+        {"detector": {"kind": "blazeface-track", "track_input": 128, "track_crop": 2.5}},
     ),
     "blazeface-track": ("blazeface-track (default)", {}),
     "blazeface-track-e3": (

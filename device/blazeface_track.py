@@ -4,10 +4,13 @@ on a small square crop around each known face in between.
 Why: short-range BlazeFace on the whole frame is fast but blind to faces under ~75 px (it sees
 the frame shrunk to 128 px); full-range sees them but costs ~4x as much; Haar's ROI search scans
 an image pyramid on the CPU and a full Haar pass is what makes a Pi slow. Here the full-range
-model runs every `track_rescan_every` frames, and at once when a tracked face is lost; between
-those scans each face costs one short-range invoke on a crop `track_crop` times its side, scaled
-to the model's 128x128 input, so a face always fills the same share of that input (1/track_crop)
-whatever its size in the frame: a 40 px face is as visible as a 300 px one.
+model runs every `track_rescan_every` frames, and on every frame from the one that loses a
+tracked face until it is found again (or the cycle restarts); between those scans each face costs
+one short-range invoke on a crop `track_crop` times its side, scaled to a `track_input` px square
+(64: the graph is fully convolutional, and a face that fills half of it is found as well as at
+the model's own 128 px, for a quarter of the MACs), so a face always fills the same share of
+that input (1/track_crop) whatever its size in the frame: a 40 px face is as visible as a
+300 px one.
 
 The crop is a square centred on the face; where it runs past the frame, the missing part is
 black (what BlazeFace's own letterbox pads with) and the face keeps its place in it, so a face at
@@ -110,6 +113,10 @@ class BlazeFaceTracker:
         self.follower = follower or short
         self.tracks: list[tuple[Raw, str]] = []  # raw box, variant that found it
         self.phase = 0  # frame of the scan cycle: 0 scans the whole frame
+        # Faces tracked before one was lost: until the tracks are back to that many, or the
+        # cycle restarts, every frame is scanned whole (a face that moved too far for its crop
+        # is searched for on the next frames too, not only on the frame that lost it).
+        self.missing_from = 0
         self.canvases = {
             m.variant.size: np.zeros((m.variant.size,) * 2, np.uint8)
             for m in (short, self.follower)
@@ -117,7 +124,7 @@ class BlazeFaceTracker:
         self.stats = dict.fromkeys(STATS, 0)
 
     def reset(self) -> None:
-        self.tracks, self.phase = [], 0
+        self.tracks, self.phase, self.missing_from = [], 0, 0
 
     def square_input(self, gray: np.ndarray, x0: float, y0: float, side: float, n: int):
         """The input (n x n) of a short-range model for the square (x0, y0, side) of the frame
@@ -210,7 +217,9 @@ class BlazeFaceTracker:
         kept = [(b, "short") for b in followed if b is not None]
         t1 = time.perf_counter()
         found: list[tuple[Raw, str]] = []
-        if self.phase == 0 or len(kept) < len(self.tracks):  # the cycle starts, or a face is lost
+        if len(kept) < len(self.tracks):  # a face is lost
+            self.missing_from = max(self.missing_from, len(self.tracks))
+        if self.phase == 0 or len(kept) < self.missing_from:  # the cycle starts, or searching
             found += [(b, "full") for b in self.scan(gray)]
         t2 = time.perf_counter()
         for x, y in self.tiles_now(gray):
@@ -235,6 +244,8 @@ class BlazeFaceTracker:
             if all(iou_raw(b, t) < 0.3 for t, _ in tracks):
                 tracks.append((b, v))
         self.tracks = tracks
+        if len(tracks) >= self.missing_from or self.phase == 0:  # found again, or a new cycle
+            self.missing_from = 0
         H, W = gray.shape[:2]
         out = []
         for (x0, y0, x1, y1), v in tracks:  # clipped to the frame, as `blazeface` clips

@@ -47,6 +47,7 @@ def faces_and_calibration(data_path: str | None, source_model: Path):
 
 def run_demo(out: Path, data_path: str | None, frames: int, log) -> dict:
     from edgefer.benchmark import score_formats
+    from edgefer.converters import detectors
     from edgefer.converters.bundle import convert_bundle
     from edgefer.device.pipeline import Pipeline, frames_with_results
     from edgefer.device.sources import open_source
@@ -62,11 +63,20 @@ def run_demo(out: Path, data_path: str | None, frames: int, log) -> dict:
     calib_path = out / "calibration.npz"
     calib, images, labels, where = faces_and_calibration(data_path, source_model)
     calibration.save(calib, calib_path)
-    log(f"[2/4] converting the bundled float model to {', '.join(FORMATS)}")
+    # With the BlazeFace weights the pipeline runs the default detector, blazeface-track;
+    # without them ([detectors] not installed) Haar, which needs none.
+    faces = detectors.DETECTORS if detectors.installed() else ()
+    log(f"[2/4] converting the bundled float model to {', '.join(FORMATS + faces)}")
     bundle = out / "bundle"
     # The LFW set cannot cover every expression: that check is a warning here, not an error.
     convert_bundle(
-        source_model, bundle, FORMATS, calib_path, force=True, log=lambda m: log(f"      {m}")
+        source_model,
+        bundle,
+        FORMATS,
+        calib_path,
+        force=True,
+        detectors=faces,
+        log=lambda m: log(f"      {m}"),
     )
     log(f"[3/4] scoring every format on {len(images):,} faces from {where}")
     table = score_formats(bundle, images, labels, latency_runs=50, log=log)
@@ -83,6 +93,7 @@ def run_demo(out: Path, data_path: str | None, frames: int, log) -> dict:
         "source": where,
         "table": table,
         "shown": shown,
+        "detector": pipe.detector_kind,
         "pipeline": summarize(timings),
         "seconds": time.perf_counter() - t0,
     }

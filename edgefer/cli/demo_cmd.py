@@ -50,7 +50,7 @@ def demo(out, data_path, frames):
         f"{table['reference']}, batch 1, 1 thread"
     )
     click.echo(format_table(TABLE_HEADERS, table_rows(table)))
-    click.echo("\ndevice pipeline (Haar + tflite-int8), sample frames:")
+    click.echo(f"\ndevice pipeline ({result['detector']} + tflite-int8), sample frames:")
     for name, detections in result["shown"]:
         click.echo(f"  {name}: {faces_line(detections)}")
     stages = result["pipeline"]["stages"]

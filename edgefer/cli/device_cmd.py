@@ -178,9 +178,11 @@ def flag_of(loc: tuple) -> str:
 
 def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
     """The PipelineConfig the flags ask for; a bad value is one line naming the flag. The ROI
-    search and --expression-every need consecutive frames: on for a video or camera only (the
-    ROI search unless --naive)."""
+    search, blazeface-track's following and --expression-every need consecutive frames: on for a
+    video or camera only (the ROI search unless --naive)."""
     data: dict = {"detector": {"roi_search": {"enabled": video and not flags["naive"]}}}
+    if not video:  # blazeface-track: every image is a whole-frame scan, tiles and all
+        data["detector"]["track_rescan_every"] = 1
     if flags["naive"]:
         data["detector"]["kind"] = "haar"  # the slow reference, unless --detector says another
     for param, key in CONFIG_KEYS.items():

@@ -49,7 +49,7 @@ BOX_PX = {"haar": 0, "blazeface": 1}
 DETECT = {
     # --model on a copy of the bundled bundle: click checks the path on the device (see the
     # faccessat2 note in pi_root.py).
-    "haar": ["--model", "{work}/edge"],
+    "haar": ["--model", "{work}/edge", "--detector", "haar"],
     "blazeface": ["--detector", "blazeface", "--blazeface-range", "full"],
 }
 

@@ -46,6 +46,22 @@ def test_a_face_that_walks_in_is_found_by_the_next_rescan(head):
             assert found(b, boxes), f"frame {i}: the face that walked in at 10 is not found"
 
 
+def test_a_lost_face_is_searched_for_on_the_next_frames_not_only_at_the_next_rescan(head):
+    """The face vanishes for a frame (the frame that loses it finds it nowhere), then comes back
+    far from where it was: it must be found on the frame it is back, not 13 frames later at the
+    scheduled rescan."""
+    det = tracker(track_rescan_every=15, track_tile=0)
+    background = coffee_background()
+    for i in range(4):
+        frame = background.copy()
+        a = paste_face(frame, head, 110, 180, 240)
+        assert found(a, det(to_gray_u8(frame))), i
+    assert det(to_gray_u8(background.copy())) == []  # lost, and not in the frame at all
+    frame = background.copy()
+    back = paste_face(frame, head, 110, 470, 220)
+    assert found(back, det(to_gray_u8(frame))), "the face came back and is not searched for"
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -161,3 +161,29 @@ def test_device_commands_import_without_tensorflow():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_folder_of_images_is_scanned_whole_each_image(tmp_path):
+    """Unrelated images with the default detector (blazeface-track on the bundled model): a face
+    that the previous image did not have is found in the next one at once, not at the tracker's
+    next rescan; and no expression is carried over from the image before."""
+    import json
+
+    from edgefer.samples import astronaut_head, coffee_background, paste_face
+
+    head, folder = astronaut_head(), tmp_path / "photos"
+    folder.mkdir()
+    truths = []
+    for i in range(3):
+        frame = coffee_background()
+        boxes = [paste_face(frame, head, 110, 170, 240)]
+        if i:
+            boxes.append(paste_face(frame, head, 100, 470, 220, mirror=True))
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
+        truths.append(boxes)
+    res = run("detect", "--source", folder, "--json", "--expression-every", "5")
+    assert res.exit_code == 0, res.output
+    for line, truth in zip(res.output.splitlines(), truths):
+        found = [tuple(f["box"]) for f in json.loads(line)["faces"]]
+        assert len(found) == len(truth), (line, truth)
+        assert json.loads(line)["ms"]["inference"] > 0  # every image's faces are read

@@ -121,7 +121,8 @@ def assert_shows_the_face(page, daemon, event_log, camera: str = "default") -> N
     assert 0 <= x < x + w <= 640 and 0 <= y < y + h <= 480
     assert visible(page, "#live") and not visible(page, f"{panel} .no-faces")
     assert text(page, "#health") == "ok" and text(page, "#model") == "edge on cpu (bundle edge)"
-    assert text(page, f"{panel} .detector") == "haar"
+    # What "auto", the default, runs on the bundled model:
+    assert text(page, f"{panel} .detector") == "blazeface-track"
     assert "face_appeared: " in text(page, f"{panel} .event-counts")
     assert f"face_appeared · track {face['track']}" in text(page, f"{panel} .recent-events")
     assert text(page, f"{panel} .source").startswith("streaming")
