@@ -110,8 +110,15 @@ ROWS = {
         {"detector": {"kind": "blazeface", "blazeface_range": "full"}},
     ),
     "blazeface-track-128": (
-        "blazeface-track, following at 128 px (before)",
-        {"detector": {"kind": "blazeface-track", "track_input": 128, "track_crop": 2.5}},
+        "blazeface-track as first landed (following at 128 px, tiles every cycle)",
+        {
+            "detector": {
+                "kind": "blazeface-track",
+                "track_input": 128,
+                "track_crop": 2.5,
+                "track_tile_cycles": 1,
+            }
+        },
     ),
     "blazeface-track": ("blazeface-track (default)", {}),
     "blazeface-track-e3": (

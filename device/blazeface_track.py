@@ -24,6 +24,7 @@ the `blazeface` detector's. `stats` counts the invokes and pixels, for the cost 
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Literal
 
@@ -46,6 +47,10 @@ class TrackConfig(DetectorOptions):
     track_rescan_every: int = Field(15, ge=1)  # frames between full-range scans of the frame
     # Side in px of the short-range tiles that find faces too small for the full-range scan; 0: off
     track_tile: int = Field(320, ge=0)
+    # The tiles are spread over this many scan cycles, one share a frame: a new face under
+    # ~65 px is found within track_rescan_every * this frames (larger ones by the next scan);
+    # 2 rather than 1 takes ~10% off a frame's time (docs/BENCHMARKS.md, issue 25).
+    track_tile_cycles: int = Field(2, ge=1)
     track_crop: float = Field(2.0, ge=1.2, le=6)  # crop side / face side: face = 1/this of input
     # The follow step's input side: 64 finds a face filling half the input as well as 128 does
     # (docs/BENCHMARKS.md, "Every face, fast"), for a quarter of the MACs.
@@ -112,7 +117,7 @@ class BlazeFaceTracker:
         self.short, self.full, self.config = short, full, config
         self.follower = follower or short
         self.tracks: list[tuple[Raw, str]] = []  # raw box, variant that found it
-        self.phase = 0  # frame of the scan cycle: 0 scans the whole frame
+        self.tick = 0  # frame of the tile cycle (track_tile_cycles scan cycles)
         # Faces tracked before one was lost: until the tracks are back to that many, or the
         # cycle restarts, every frame is scanned whole (a face that moved too far for its crop
         # is searched for on the next frames too, not only on the frame that lost it).
@@ -124,7 +129,12 @@ class BlazeFaceTracker:
         self.stats = dict.fromkeys(STATS, 0)
 
     def reset(self) -> None:
-        self.tracks, self.phase, self.missing_from = [], 0, 0
+        self.tracks, self.tick, self.missing_from = [], 0, 0
+
+    @property
+    def phase(self) -> int:
+        """Frame of the scan cycle: 0 scans the whole frame."""
+        return self.tick % self.config.track_rescan_every
 
     def square_input(self, gray: np.ndarray, x0: float, y0: float, side: float, n: int):
         """The input (n x n) of a short-range model for the square (x0, y0, side) of the frame
@@ -194,15 +204,23 @@ class BlazeFaceTracker:
         ]
 
     def tiles_now(self, gray: np.ndarray) -> list[tuple[int, int]]:
-        """The tiles this frame of the cycle scans: spread over the frames after the whole-frame
-        scan, one share each (all of them at once when the cycle is one frame long)."""
-        side = self.config.track_tile
-        if not side:
+        """The tiles this frame scans: spread over the frames of the tile cycle after its first,
+        one share each (all of them at once on every frame when the scan cycle is one frame
+        long: each frame is then scanned whole, as for unrelated images)."""
+        c = self.config
+        if not c.track_tile:
             return []
-        origins = tile_origins(gray.shape[1], gray.shape[0], side)
-        n, slots = len(origins), max(1, self.config.track_rescan_every - 1)
-        slot = self.phase - 1 if self.config.track_rescan_every > 1 else 0
+        origins = self.origins(gray.shape[1], gray.shape[0], c.track_tile)
+        if c.track_rescan_every == 1:
+            return origins
+        n, slots = len(origins), c.track_rescan_every * c.track_tile_cycles - 1
+        slot = self.tick - 1
         return [o for i, o in enumerate(origins) if (i * slots // n if n > slots else i) == slot]
+
+    @staticmethod
+    @functools.cache
+    def origins(width: int, height: int, side: int) -> list[tuple[int, int]]:
+        return tile_origins(width, height, side)
 
     def __call__(self, gray: np.ndarray) -> list[Box]:
         stats = self.stats
@@ -236,7 +254,7 @@ class BlazeFaceTracker:
         stats["crops_ms"] += (t1 - t0) * 1000
         stats["full_ms"] += (t2 - t1) * 1000
         stats["tiles_ms"] += (t3 - t2) * 1000
-        self.phase = (self.phase + 1) % self.config.track_rescan_every
+        self.tick = (self.tick + 1) % (c.track_rescan_every * c.track_tile_cycles)
         # Keep what the crops confirmed; add the faces the scans find elsewhere (two tracks that
         # drifted onto one face become one).
         tracks: list[tuple[Raw, str]] = []

@@ -104,7 +104,7 @@ def test_crops_follow_a_face_from_40_to_300_px(head, sides):
 
 def test_tiles_find_a_face_too_small_for_the_full_range_scan(head):
     """A 44 px face: full-range BlazeFace on the whole 640x480 frame does not see it (its input
-    is 192 px); the short-range tiles do, within two scan cycles."""
+    is 192 px); the short-range tiles do, within their cycle (two scan cycles by default)."""
     det = tracker(track_rescan_every=8)
     frame = coffee_background()
     truth = paste_face(frame, head, 44, 250, 300)
@@ -129,6 +129,6 @@ def test_the_kind_is_registered_with_its_own_options(tiny_bundle, astronaut_bgr)
 
 def test_reset_forgets_the_faces():
     det = tracker()
-    det.tracks, det.phase = [((0.0, 0.0, 10.0, 10.0), "short")], 3
+    det.tracks, det.tick = [((0.0, 0.0, 10.0, 10.0), "short")], 3
     det.reset()
-    assert det.tracks == [] and det.phase == 0
+    assert det.tracks == [] and det.tick == 0
