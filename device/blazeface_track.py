@@ -122,6 +122,7 @@ class BlazeFaceTracker:
         # cycle restarts, every frame is scanned whole (a face that moved too far for its crop
         # is searched for on the next frames too, not only on the frame that lost it).
         self.missing_from = 0
+        self.fresh = True  # the first frame after a start or reset: every tile too
         self.canvases = {
             m.variant.size: np.zeros((m.variant.size,) * 2, np.uint8)
             for m in (short, self.follower)
@@ -129,7 +130,7 @@ class BlazeFaceTracker:
         self.stats = dict.fromkeys(STATS, 0)
 
     def reset(self) -> None:
-        self.tracks, self.tick, self.missing_from = [], 0, 0
+        self.tracks, self.tick, self.missing_from, self.fresh = [], 0, 0, True
 
     @property
     def phase(self) -> int:
@@ -205,13 +206,14 @@ class BlazeFaceTracker:
 
     def tiles_now(self, gray: np.ndarray) -> list[tuple[int, int]]:
         """The tiles this frame scans: spread over the frames of the tile cycle after its first,
-        one share each (all of them at once on every frame when the scan cycle is one frame
-        long: each frame is then scanned whole, as for unrelated images)."""
+        one share each; all of them on the first frame after a start or reset (an image of a
+        folder: `frames_with_results` resets before each), and on every frame when the scan cycle
+        is one frame long."""
         c = self.config
         if not c.track_tile:
             return []
         origins = self.origins(gray.shape[1], gray.shape[0], c.track_tile)
-        if c.track_rescan_every == 1:
+        if c.track_rescan_every == 1 or self.fresh:
             return origins
         n, slots = len(origins), c.track_rescan_every * c.track_tile_cycles - 1
         slot = self.tick - 1
@@ -255,6 +257,7 @@ class BlazeFaceTracker:
         stats["full_ms"] += (t2 - t1) * 1000
         stats["tiles_ms"] += (t3 - t2) * 1000
         self.tick = (self.tick + 1) % (c.track_rescan_every * c.track_tile_cycles)
+        self.fresh = False
         # Keep what the crops confirmed; add the faces the scans find elsewhere (two tracks that
         # drifted onto one face become one).
         tracks: list[tuple[Raw, str]] = []

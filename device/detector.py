@@ -56,6 +56,12 @@ class HaarConfig(DetectorOptions):
     largest_only: bool = False
     roi_search: RoiSearchConfig = RoiSearchConfig()
 
+    def changed(self) -> list[str]:
+        """As DetectorOptions.changed, but `roi_search.enabled` alone is not a choice of Haar:
+        `detect` turns the ROI search off for images and --naive, whichever detector runs."""
+        search = self.roi_search.model_copy(update={"enabled": RoiSearchConfig().enabled})
+        return DetectorOptions.changed(self.model_copy(update={"roi_search": search}))
+
     @field_validator("max_size")
     @classmethod
     def _not_below_min_size(cls, max_size: int, info: ValidationInfo) -> int:

@@ -33,6 +33,12 @@ Detect = Callable[[np.ndarray], list[tuple[int, int, int, int]]]
 class DetectorOptions(Strict):
     """A detector's own options, as keys of the `[detector]` table: unknown keys are refused."""
 
+    def changed(self) -> list[str]:
+        """The options set to something other than their default: under `kind = "auto"` they
+        say which detector the user means (`min_size = 60` is Haar's)."""
+        default = type(self)()
+        return [k for k in type(self).model_fields if getattr(self, k) != getattr(default, k)]
+
 
 @dataclass(frozen=True)
 class DetectorContext:

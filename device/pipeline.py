@@ -22,6 +22,7 @@ from edgefer.device.expression_memory import ExpressionMemory
 from edgefer.device.manifest import Manifest
 from edgefer.device.pipeline_config import DetectorConfig, PipelineConfig
 from edgefer.device.runtimes import Runtime
+from edgefer.device.sources import VIDEO_KINDS, Source
 from edgefer.imaging import resize_square, to_gray_u8
 from edgefer.preprocess import Preprocessing
 
@@ -205,13 +206,18 @@ class Pipeline:
         return FrameResult(detections, timings)
 
 
-def frames_with_results(pipe: Pipeline, frames):
+def frames_with_results(pipe: Pipeline, source: Source):
     """(frame, result) for each frame of a source, the decode time counted in the result's
-    timings; (frame, None) for a frame the source could not decode."""
-    for frame in frames:
+    timings; (frame, None) for a frame the source could not decode. The images of a folder are
+    unrelated: the pipeline forgets each one's faces before the next (a tracker would otherwise
+    look for them there, and the results would depend on the order of the files)."""
+    related = source.kind in VIDEO_KINDS
+    for frame in source:
         if frame.error:
             yield frame, None
             continue
+        if not related:
+            pipe.reset()
         result = pipe(frame.image)
         result.timings["decode"] = frame.decode_ms
         result.timings["total"] += frame.decode_ms

@@ -83,6 +83,17 @@ class DetectorConfig(BaseModel):
             k: entry.options.model_validate({key: v for key, v in given.items() if owner[key] == k})
             for k, entry in DETECTORS.items()
         }
+        if kind == AUTO:  # options set for one detector choose it
+            chosen = {k: o.changed() for k, o in options.items() if o.changed()}
+            if len(chosen) > 1:
+                keys = "; ".join(f"{k}: {', '.join(v)}" for k, v in chosen.items())
+                raise invalid(
+                    ("kind",),
+                    f"'auto', but options of more than one detector are set ({keys}); "
+                    "set kind to the detector that runs",
+                    kind,
+                )
+            kind = next(iter(chosen), AUTO)
         return {"kind": kind, "options": options}
 
     @model_serializer(mode="wrap")
@@ -107,7 +118,8 @@ class DetectorConfig(BaseModel):
         }
 
     def kind_for(self, manifest: Manifest) -> str:
-        """The detector that runs on this bundle: `kind`, or for `auto` blazeface-track where
+        """The detector that runs on this bundle: `kind` (which `auto` becomes when options of
+        one detector are set, as `min_size = 60` chooses Haar), or for `auto` blazeface-track where
         the bundle has both BlazeFace models (the bundled ones do; `edgefer convert --detector`
         adds them) and haar where it has not. Why: on issue 25's bench videos blazeface-track
         runs ~2.7x Haar's ROI search and finds every true face, where the ROI search misses

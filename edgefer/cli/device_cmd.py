@@ -39,7 +39,8 @@ def detector_help() -> str:
         f"{k}: {entry.build.__doc__.splitlines()[0].rstrip('.')}" for k, entry in DETECTORS.items()
     )
     return (
-        f"Face detector: auto (blazeface-track where the bundle has BlazeFace, else haar); {kinds}."
+        "Face detector: auto (the one whose options are given; if none, blazeface-track where "
+        f"the bundle has BlazeFace, else haar); {kinds}."
     )
 
 
@@ -162,8 +163,8 @@ PIPELINE_OPTIONS = [
     config_option(
         "--expression-every",
         ("expression_every",),
-        "Read each tracked face's expression every N frames of a video or camera (a new face "
-        "at once, the scores carried in between); images are always read each.",
+        "Read each followed face's expression every N frames of a video or camera (a new face "
+        "at once, the scores carried in between); every image is read.",
         metavar="N",
     ),
 ]
@@ -178,11 +179,9 @@ def flag_of(loc: tuple) -> str:
 
 def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
     """The PipelineConfig the flags ask for; a bad value is one line naming the flag. The ROI
-    search, blazeface-track's following and --expression-every need consecutive frames: on for a
-    video or camera only (the ROI search unless --naive)."""
+    search needs consecutive frames: it is on for a video or camera, unless --naive. (Trackers
+    and --expression-every start afresh on each image: `frames_with_results`.)"""
     data: dict = {"detector": {"roi_search": {"enabled": video and not flags["naive"]}}}
-    if not video:  # blazeface-track: every image is a whole-frame scan, tiles and all
-        data["detector"]["track_rescan_every"] = 1
     if flags["naive"]:
         data["detector"]["kind"] = "haar"  # the slow reference, unless --detector says another
     for param, key in CONFIG_KEYS.items():
@@ -198,11 +197,9 @@ def pipeline_config(flags: dict, video: bool) -> PipelineConfig:
             node = node.setdefault(k, {})
         node[key[-1]] = value
     try:
-        config = PipelineConfig.model_validate(data)
+        return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise EdgeferError(validation_line(exc, "option", flag_of)) from None
-    # Unrelated images: a face at the same place in the next one is another face.
-    return config if video else config.model_copy(update={"expression_every": 1})
 
 
 @click.command()

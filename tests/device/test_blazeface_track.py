@@ -115,6 +115,19 @@ def test_tiles_find_a_face_too_small_for_the_full_range_scan(head):
     assert hits[-1]
 
 
+def test_the_first_frame_after_a_reset_is_scanned_whole_tiles_and_all(head):
+    """An image of a folder (the pipeline resets before each) or a camera's first frame: the
+    44 px face that only the tiles see is found at once, before and after a reset."""
+    det = tracker()
+    frame = coffee_background()
+    truth = paste_face(frame, head, 44, 250, 300)
+    gray = to_gray_u8(frame)
+    assert found(truth, det(gray))
+    det(gray)
+    det.reset()
+    assert found(truth, det(gray))
+
+
 def test_the_kind_is_registered_with_its_own_options(tiny_bundle, astronaut_bgr):
     assert DETECTORS["blazeface-track"].options is TrackConfig
     assert all(name.startswith("track_") for name in TrackConfig.model_fields)

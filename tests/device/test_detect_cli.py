@@ -187,3 +187,27 @@ def test_a_folder_of_images_is_scanned_whole_each_image(tmp_path):
         found = [tuple(f["box"]) for f in json.loads(line)["faces"]]
         assert len(found) == len(truth), (line, truth)
         assert json.loads(line)["ms"]["inference"] > 0  # every image's faces are read
+
+
+def test_each_image_of_a_folder_gets_what_it_gets_alone(tmp_path):
+    """A face half out of the frame at the left edge, a little further out in each image: with
+    the default detector, what a folder finds in each image is what that image alone gives, not
+    what following the previous image's face finds (results must not depend on file order)."""
+    import json
+
+    from edgefer.samples import astronaut_head, coffee_background, paste_face
+
+    head, folder = astronaut_head(), tmp_path / "edge"
+    folder.mkdir()
+    for name, cx in (("b", 20), ("c", 15), ("d", 10)):
+        frame = coffee_background()
+        paste_face(frame, head, 90, cx, 240)
+        cv2.imwrite(str(folder / f"{name}.png"), frame)
+
+    def faces(source) -> list[list]:
+        res = run("detect", "--source", source, "--json")
+        assert res.exit_code == 0, res.output
+        return [[f["box"] for f in json.loads(line)["faces"]] for line in res.output.splitlines()]
+
+    alone = [faces(p)[0] for p in sorted(folder.iterdir())]
+    assert faces(folder) == alone

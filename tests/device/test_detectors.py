@@ -228,3 +228,42 @@ def test_auto_runs_blazeface_track_where_the_bundle_has_blazeface_and_haar_where
     # An explicit kind is kept whatever the bundle has.
     haar = Pipeline.from_bundle(default_bundle(), PipelineConfig(detector={"kind": "haar"}))
     assert type(haar.detector) is RoiSearchDetector and haar.detector_kind == "haar"
+
+
+@pytest.mark.parametrize(
+    "options, kind",
+    [
+        ({}, "auto"),
+        ({"roi_search": {"enabled": False}}, "auto"),  # images and --naive: not a choice
+        ({"min_size": 60}, "haar"),
+        ({"roi_search": {"full_every": 5}}, "haar"),
+        ({"min_size": 48}, "auto"),  # the default value chooses nothing
+        ({"threshold": 0.6}, "blazeface"),
+        ({"track_input": 96}, "blazeface-track"),
+    ],
+)
+def test_auto_becomes_the_detector_whose_options_are_set(options, kind):
+    """A config written when Haar was the default (`min_size = 60`, no kind) keeps Haar; a Haar
+    flag is never silently ignored by the tracker."""
+    assert PipelineConfig(detector=options).detector.kind == kind
+
+
+def test_auto_with_options_of_two_detectors_is_one_line_naming_them(tmp_path):
+    path = write(tmp_path, "[detector]\nmin_size = 60\nthreshold = 0.6\n")
+    with pytest.raises(EdgeferError) as err:
+        load_config(path, environ={})
+    assert str(err.value) == (
+        f"{path}: key detector.kind: 'auto', but options of more than one detector are set "
+        "(haar: min_size; blazeface: threshold); set kind to the detector that runs"
+    )
+
+
+def test_a_haar_flag_runs_haar_under_the_default_kind(face_video):
+    """The bundled model has BlazeFace, so `auto` alone would track with it; --min-size is
+    Haar's, so Haar runs, and no face of the video is 400 px."""
+    from edgefer.bundled import default_bundle
+
+    res = run("detect", "--source", face_video, "--frames", "3", "--min-size", "400")
+    assert res.exit_code == 0 and res.output.count("no face") == 3, res.output
+    pipe = Pipeline.from_bundle(default_bundle(), PipelineConfig(detector={"min_size": 400}))
+    assert type(pipe.detector) is RoiSearchDetector and pipe.detector_kind == "haar"
