@@ -93,6 +93,27 @@ def test_a_torn_last_line_is_cut_off_before_the_next_event(tmp_path):
     assert path.read_text().splitlines() == ['{"seq":1}', '{"seq":3}']
 
 
+@pytest.mark.parametrize(
+    "after_cut",
+    [
+        b'{"seq":2}\n' + b"\0" * 300,  # the file's new length reached the disk, its data not
+        b'{"seq":2}\n' + b"\0" * 300 + b'{"seq":3}\n',  # a later page did reach it
+        b'{"seq":2,"ty' + b"\0" * 40 + b"\n",
+    ],
+    ids=["nul-tail", "nul-hole", "torn-then-nul"],
+)
+def test_nul_bytes_a_power_cut_left_are_cut_off_before_the_next_event(tmp_path, after_cut):
+    """Seen on ext4 on the booted test machine: after the cut, the unsynced end of the file read
+    as NUL bytes. Every line after the open must still be a whole event."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"seq":1}\n' + after_cut)
+    sink = JsonlSink(JsonlConfig(path=path))
+    sink.send({"seq": 4})
+    sink.close()
+    seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
+    assert seqs == ([1, 2, 4] if after_cut.startswith(b'{"seq":2}') else [1, 4])
+
+
 def test_a_really_full_disk(tmp_path):
     with small_disk(tmp_path / "disk", "64k") as disk:
         sink = JsonlSink(JsonlConfig(path=disk / "events.jsonl"))

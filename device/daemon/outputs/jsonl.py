@@ -72,7 +72,10 @@ class _Handler(RotatingFileHandler):
 
 def _cut_torn_tail(stream) -> int | None:
     """Cut the regular file open as `stream` back to the end of its last whole line (a power
-    cut can leave part of one), and return that length; None for a pipe or a device."""
+    cut can leave part of one), and return that length; None for a pipe or a device. A power
+    cut can also leave NUL bytes where the unsynced end of the file was: the file's new length
+    reached the disk, its data did not (seen on ext4 on the booted test machine). Those come
+    after the last sync, so the file is cut back to the last whole line before the first NUL."""
     info = os.fstat(stream.fileno())
     if not stat.S_ISREG(info.st_mode):
         return None
@@ -80,7 +83,8 @@ def _cut_torn_tail(stream) -> int | None:
     with open(stream.name, "rb") as f:
         f.seek(start)
         tail = f.read()
-    newline = tail.rfind(b"\n")
+    nul = tail.find(b"\0")
+    newline = tail.rfind(b"\n", 0, len(tail) if nul < 0 else nul)
     if newline < 0 and start > 0:
         return info.st_size  # a line longer than TAIL_BYTES: never one of ours, left alone
     whole = start + newline + 1
